@@ -1,0 +1,32 @@
+// Shapes of the kernels' work, shared by the reference kernels and the SIMD ones. Activations are
+// NHWC; convolution weights are [out_c][kernel_h][kernel_w][in_c / groups].
+#pragma once
+
+namespace hybrid::kernels {
+
+struct Conv2dParams {
+  int batch = 1;
+  int in_h = 1, in_w = 1, in_c = 1;
+  int out_h = 1, out_w = 1, out_c = 1;
+  int kernel_h = 1, kernel_w = 1;
+  int stride_h = 1, stride_w = 1;
+  int dilation_h = 1, dilation_w = 1;
+  // Bottom and right padding follow from out_h and out_w.
+  int pad_top = 0, pad_left = 0;
+  int groups = 1;
+  // The value read outside the input: 0 for ordinary convolutions, +1 for one-padded binary ones.
+  float pad_value = 0.f;
+};
+
+struct Pool2dParams {
+  int batch = 1;
+  int in_h = 1, in_w = 1, channels = 1;
+  int out_h = 1, out_w = 1;
+  int kernel_h = 1, kernel_w = 1;
+  int stride_h = 1, stride_w = 1;
+  int pad_top = 0, pad_left = 0;
+  // Average pooling divides by the whole window (true) or by its part inside the input (false).
+  bool count_include_pad = false;
+};
+
+}  // namespace hybrid::kernels
