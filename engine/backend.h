@@ -1,0 +1,60 @@
+// A backend turns one graph node into a planned Kernel bound to its buffers. Backends are created
+// once per executor; all their costly work (weight packing, primitive creation) happens in Plan.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "engine/thread_pool.h"
+#include "graph/ir.h"
+
+namespace hybrid::engine {
+
+// What a backend sees of a node when planning it. Shapes are at the planned batch size.
+struct NodeContext {
+  const graph::Graph* graph = nullptr;
+  const graph::Node* node = nullptr;
+  std::vector<graph::Shape> input_shapes;
+  graph::Shape output_shape;
+  // One pointer per node input: arena buffers for activations, the model's bytes for constants.
+  std::vector<const float*> inputs;
+  float* output = nullptr;
+  ThreadPool* pool = nullptr;
+
+  template <typename T>
+  const T& attrs() const {
+    return std::get<T>(node->attrs);
+  }
+};
+
+// A node planned for execution: Run computes its output from its inputs, allocating nothing.
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual Status Run() = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  // Ok when this backend can run the node; otherwise an error saying why not.
+  virtual Status Supports(const graph::Graph& graph, const graph::Node& node) const = 0;
+  // Creates the kernel of a supported node; buffers stay where `ctx` says for the kernel's life.
+  virtual Result<std::unique_ptr<Kernel>> Plan(const NodeContext& ctx) = 0;
+};
+
+// Names accepted by MakeBackend, in order of preference for a user.
+const std::vector<std::string>& BackendNames();
+
+// Creates the named backend ("ref", "onednn", "xnnpack") running on `pool`.
+Result<std::unique_ptr<Backend>> MakeBackend(std::string_view name, ThreadPool* pool);
+
+std::unique_ptr<Backend> MakeRefBackend();
+Result<std::unique_ptr<Backend>> MakeOneDnnBackend(ThreadPool* pool);
+Result<std::unique_ptr<Backend>> MakeXnnpackBackend(ThreadPool* pool);
+
+}  // namespace hybrid::engine
