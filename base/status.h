@@ -2,12 +2,12 @@
 // Every error carries a human-readable message that says what is wrong and where.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <optional>
 #include <string>
 #include <utility>
 #include <variant>
-
-#include <fmt/format.h>
 
 namespace hybrid {
 
@@ -41,7 +41,7 @@ Status Error(fmt::format_string<Args...> format, Args&&... args) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     if (status_.ok()) status_ = Status::Error("internal error: Result built from an ok Status");
   }
@@ -69,16 +69,19 @@ class [[nodiscard]] Result {
 #define HYBRID_CONCAT(a, b) HYBRID_CONCAT_INNER(a, b)
 
 // Returns the error of a Status-valued expression from the enclosing function.
-#define HYBRID_RETURN_IF_ERROR(expr)                    \
-  do {                                                  \
-    ::hybrid::Status hybrid_status_ = (expr);           \
-    if (!hybrid_status_.ok()) return hybrid_status_;    \
+#define HYBRID_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::hybrid::Status hybrid_status_ = (expr);        \
+    if (!hybrid_status_.ok()) return hybrid_status_; \
   } while (0)
 
 // Declares or assigns `lhs` from a Result-valued expression, returning its error if it failed.
 #define HYBRID_ASSIGN_OR_RETURN(lhs, expr) \
   HYBRID_ASSIGN_OR_RETURN_IMPL(HYBRID_CONCAT(hybrid_result_, __LINE__), lhs, expr)
+// `lhs` may be a declaration and `tmp` a fresh name, so neither can be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define HYBRID_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                                 \
   if (!tmp.ok()) return tmp.status();                \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

@@ -17,6 +17,9 @@ using graph::Precision;
 class ActivationQuantizer {
  public:
   explicit ActivationQuantizer(const graph::Quantization& q) : q_(q) {
+    if (q.activation_precision == Precision::kF32 || q.activation_precision == Precision::kBinary) {
+      return;  // no integer levels
+    }
     int bits = graph::Bits(q.activation_precision);
     if (q.act_signed) {
       qmin_ = -(1 << (bits - 1));

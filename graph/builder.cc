@@ -42,7 +42,7 @@ TensorId GraphBuilder::AddNode(const std::string& name, OpType op, std::vector<T
   node.op = op;
   node.inputs = std::move(inputs);
   node.outputs = {static_cast<TensorId>(graph_.tensors.size() - 1)};
-  node.attrs = std::move(attrs);
+  node.attrs = attrs;
   node.partition = partition_;
   graph_.nodes.push_back(std::move(node));
   return graph_.nodes.back().outputs[0];
@@ -62,8 +62,8 @@ TensorId GraphBuilder::Dense(const std::string& name, TensorId x, TensorId w, Te
   return AddNode(name, OpType::kDense, std::move(in), attrs);
 }
 
-TensorId GraphBuilder::BatchNorm(const std::string& name, TensorId x, TensorId gamma,
-                                 TensorId beta, TensorId mean, TensorId var, float epsilon) {
+TensorId GraphBuilder::BatchNorm(const std::string& name, TensorId x, TensorId gamma, TensorId beta,
+                                 TensorId mean, TensorId var, float epsilon) {
   return AddNode(name, OpType::kBatchNorm, {x, gamma, beta, mean, var}, BatchNormAttrs{epsilon});
 }
 
@@ -71,8 +71,7 @@ TensorId GraphBuilder::Prelu(const std::string& name, TensorId x, TensorId slope
   return AddNode(name, OpType::kPrelu, {x, slope}, {});
 }
 
-TensorId GraphBuilder::Hardtanh(const std::string& name, TensorId x, float min_val,
-                                float max_val) {
+TensorId GraphBuilder::Hardtanh(const std::string& name, TensorId x, float min_val, float max_val) {
   return AddNode(name, OpType::kHardtanh, {x}, HardtanhAttrs{min_val, max_val});
 }
 

@@ -11,8 +11,8 @@
 #include <fstream>
 #include <memory>
 
-#include "graph/model_generated.h"
 #include "graph/validate.h"
+#include "schema/model_generated.h"
 
 namespace hybrid::graph {
 namespace {
@@ -49,7 +49,8 @@ Status CheckQuantEnums(const fb::Quantization* q) {
 
 Result<Attrs> AttrsFromFb(const fb::Node* n) {
   switch (n->attrs_type()) {
-    case fb::OpAttrs_NONE: return Attrs{};
+    case fb::OpAttrs_NONE:
+      return Attrs{};
     case fb::OpAttrs_Conv2dAttrs: {
       const auto* a = n->attrs_as_Conv2dAttrs();
       HYBRID_RETURN_IF_ERROR(CheckQuantEnums(a->quant()));
@@ -94,9 +95,25 @@ Result<Attrs> AttrsFromFb(const fb::Node* n) {
       p.count_include_pad = a->count_include_pad();
       return Attrs{p};
     }
-    case fb::OpAttrs_ConcatAttrs: return Attrs{ConcatAttrs{n->attrs_as_ConcatAttrs()->axis()}};
+    case fb::OpAttrs_ConcatAttrs:
+      return Attrs{ConcatAttrs{n->attrs_as_ConcatAttrs()->axis()}};
   }
   return Error("unknown attribute type {}", static_cast<int>(n->attrs_type()));
+}
+
+// The verifier checks a vector's 4-byte length field, not that its 8-byte elements are 8-byte
+// aligned; a crafted file can misalign them, so they are copied out bytewise.
+template <typename T>
+std::vector<T> ReadUnaligned(const flatbuffers::Vector<T>* v) {
+  std::vector<T> out(v->size());
+  if (!out.empty()) std::memcpy(out.data(), v->Data(), out.size() * sizeof(T));
+  return out;
+}
+template <typename T>
+T ReadUnaligned(const flatbuffers::Vector<const T*>* v, size_t i) {
+  T out;
+  std::memcpy(&out, v->Data() + i * sizeof(T), sizeof(T));
+  return out;
 }
 
 // Parses and checks a whole file image; `keep_alive` owns the bytes `data` points into.
@@ -109,8 +126,8 @@ Result<Graph> Parse(const uint8_t* data, size_t size, std::shared_ptr<const void
   }
   uint32_t fb_size = flatbuffers::ReadScalar<uint32_t>(data);
   if (uint64_t{fb_size} + 4 > size) {
-    return Error("truncated: the model header says {} bytes, the file has {}", uint64_t{fb_size} + 4,
-                 size);
+    return Error("truncated: the model header says {} bytes, the file has {}",
+                 uint64_t{fb_size} + 4, size);
   }
   flatbuffers::Verifier::Options options;
   options.max_depth = 64;
@@ -137,7 +154,8 @@ Result<Graph> Parse(const uint8_t* data, size_t size, std::shared_ptr<const void
     for (const auto* s : *m->class_names()) g.class_names.push_back(s ? s->str() : "");
   }
   if (m->metadata()) {
-    for (const auto* kv : *m->metadata()) g.metadata[kv->key()->str()] = kv->value() ? kv->value()->str() : "";
+    for (const auto* kv : *m->metadata())
+      g.metadata[kv->key()->str()] = kv->value() ? kv->value()->str() : "";
   }
   if (m->tensors()->size() > Limits::kMaxTensors || m->nodes()->size() > Limits::kMaxNodes) {
     return Error("model has {} tensors and {} nodes, more than supported", m->tensors()->size(),
@@ -152,7 +170,7 @@ Result<Graph> Parse(const uint8_t* data, size_t size, std::shared_ptr<const void
       return Error("tensor '{}' has rank {} (at most {} supported)", t.name, ft->shape()->size(),
                    Limits::kMaxRank);
     }
-    t.shape.assign(ft->shape()->begin(), ft->shape()->end());
+    t.shape = ReadUnaligned(ft->shape());
     if (!InRange(ft->dtype(), fb::DataType_MAX)) {
       return Error("tensor '{}' has unknown data type {}", t.name, static_cast<int>(ft->dtype()));
     }
@@ -162,14 +180,16 @@ Result<Graph> Parse(const uint8_t* data, size_t size, std::shared_ptr<const void
         return Error("tensor '{}' refers to buffer {}, but the model has {}", t.name, ft->buffer(),
                      num_buffers);
       }
-      const fb::Buffer* b = m->buffers()->Get(ft->buffer() - 1);
+      const fb::Buffer b_copy = ReadUnaligned(m->buffers(), ft->buffer() - 1);
+      const fb::Buffer* b = &b_copy;
       if (b->offset() % kWeightAlignment != 0) {
         return Error("tensor '{}': weight offset {} is not {}-byte aligned", t.name, b->offset(),
                      kWeightAlignment);
       }
       if (b->offset() > section_size || b->size() > section_size - b->offset()) {
-        return Error("truncated: tensor '{}' needs bytes {}..{} of the weight section, which has {}",
-                     t.name, b->offset(), b->offset() + b->size(), section_size);
+        return Error(
+            "truncated: tensor '{}' needs bytes {}..{} of the weight section, which has {}", t.name,
+            b->offset(), b->offset() + b->size(), section_size);
       }
       t.bytes = b->size();
       // A zero-sized constant still needs a non-null pointer to count as a constant.
@@ -196,12 +216,13 @@ Result<Graph> Parse(const uint8_t* data, size_t size, std::shared_ptr<const void
     for (uint32_t v : *fn->outputs()) n.outputs.push_back(index(v));
     Result<Attrs> attrs = AttrsFromFb(fn);
     if (!attrs.ok()) return attrs.status().WithContext(fmt::format("node '{}'", n.name));
-    n.attrs = std::move(*attrs);
+    n.attrs = *attrs;
     g.nodes.push_back(std::move(n));
   }
   for (const fb::Output* fo : *m->outputs()) {
     if (!InRange(fo->kind(), fb::OutputKind_MAX)) {
-      return Error("output '{}' has unknown kind {}", fo->name()->str(), static_cast<int>(fo->kind()));
+      return Error("output '{}' has unknown kind {}", fo->name()->str(),
+                   static_cast<int>(fo->kind()));
     }
     g.outputs.push_back({fo->name()->str(),
                          fo->tensor() > 0x7fffffffu ? -1 : static_cast<TensorId>(fo->tensor()),
@@ -211,7 +232,8 @@ Result<Graph> Parse(const uint8_t* data, size_t size, std::shared_ptr<const void
   return g;
 }
 
-flatbuffers::Offset<fb::Quantization> ToFb(flatbuffers::FlatBufferBuilder& b, const Quantization& q) {
+flatbuffers::Offset<fb::Quantization> ToFb(flatbuffers::FlatBufferBuilder& b,
+                                           const Quantization& q) {
   return fb::CreateQuantization(b, static_cast<fb::Precision>(q.weight_precision),
                                 static_cast<fb::Precision>(q.activation_precision), q.act_scale,
                                 q.act_zero_point, q.act_signed);
@@ -267,7 +289,8 @@ Result<Graph> LoadModelFile(const std::string& path) {
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
   if (map == MAP_FAILED) return Error("cannot map model file '{}': {}", path, std::strerror(errno));
-  std::shared_ptr<const void> keep(map, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
+  std::shared_ptr<const void> keep(map,
+                                   [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
   Result<Graph> g = Parse(static_cast<const uint8_t*>(map), size, std::move(keep));
   if (!g.ok()) return g.status().WithContext(fmt::format("model file '{}'", path));
   return g;
@@ -279,7 +302,8 @@ Result<Graph> LoadModelFromMemory(const void* data, size_t size) {
     return Parse(static_cast<const uint8_t*>(data), size, nullptr);
   }
   if (size > kMaxFileSize) return Error("the model is {} bytes long, larger than supported", size);
-  void* copy = std::aligned_alloc(kWeightAlignment, AlignUp(std::max<size_t>(size, 1), kWeightAlignment));
+  void* copy =
+      std::aligned_alloc(kWeightAlignment, AlignUp(std::max<size_t>(size, 1), kWeightAlignment));
   if (copy == nullptr) return Error("out of memory copying a {}-byte model", size);
   std::memcpy(copy, data, size);
   std::shared_ptr<const void> keep(copy, [](const void* p) { std::free(const_cast<void*>(p)); });
@@ -324,11 +348,12 @@ Result<std::vector<uint8_t>> SerializeModel(const Graph& g) {
     metadata.push_back(fb::CreateKeyValue(b, b.CreateString(k), b.CreateString(v)));
   }
   std::vector<uint32_t> inputs(g.inputs.begin(), g.inputs.end());
-  auto model = fb::CreateModel(
-      b, kModelFormatVersion, b.CreateString(g.name), b.CreateVector(tensors),
-      b.CreateVector(nodes), b.CreateVector(inputs), b.CreateVector(outputs),
-      b.CreateVectorOfStructs(buffers), b.CreateString(g.dataset), b.CreateVector(g.input_mean),
-      b.CreateVector(g.input_std), b.CreateVectorOfStrings(g.class_names), b.CreateVector(metadata));
+  auto model =
+      fb::CreateModel(b, kModelFormatVersion, b.CreateString(g.name), b.CreateVector(tensors),
+                      b.CreateVector(nodes), b.CreateVector(inputs), b.CreateVector(outputs),
+                      b.CreateVectorOfStructs(buffers), b.CreateString(g.dataset),
+                      b.CreateVector(g.input_mean), b.CreateVector(g.input_std),
+                      b.CreateVectorOfStrings(g.class_names), b.CreateVector(metadata));
   fb::FinishSizePrefixedModelBuffer(b, model);
 
   size_t header = AlignUp(b.GetSize(), kWeightAlignment);
@@ -336,7 +361,8 @@ Result<std::vector<uint8_t>> SerializeModel(const Graph& g) {
   std::memcpy(bytes.data(), b.GetBufferPointer(), b.GetSize());
   for (size_t i = 0; i < constants.size(); ++i) {
     if (constants[i]->bytes) {
-      std::memcpy(bytes.data() + header + buffers[i].offset(), constants[i]->data, constants[i]->bytes);
+      std::memcpy(bytes.data() + header + buffers[i].offset(), constants[i]->data,
+                  constants[i]->bytes);
     }
   }
   return bytes;
@@ -348,7 +374,8 @@ Status WriteModelFile(const Graph& g, const std::string& path) {
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) return Error("cannot write '{}': {}", tmp, std::strerror(errno));
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
     if (!out) return Error("writing '{}' failed: {}", tmp, std::strerror(errno));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {

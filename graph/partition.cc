@@ -68,7 +68,8 @@ Result<CostReport> AnalyzeCost(const Graph& g) {
         weight_precision = a.quant.weight_precision;
         break;
       }
-      default: break;
+      default:
+        break;
     }
     for (size_t i = 1; i < n.inputs.size(); ++i) {
       const Tensor& t = g.tensors[n.inputs[i]];

@@ -35,12 +35,17 @@ struct Arity {
 Arity ArityOf(OpType op) {
   switch (op) {
     case OpType::kConv2d:
-    case OpType::kDense: return {2, 3};
-    case OpType::kBatchNorm: return {5, 5};
+    case OpType::kDense:
+      return {2, 3};
+    case OpType::kBatchNorm:
+      return {5, 5};
     case OpType::kPrelu:
-    case OpType::kAdd: return {2, 2};
-    case OpType::kConcat: return {1, 64};
-    default: return {1, 1};
+    case OpType::kAdd:
+      return {2, 2};
+    case OpType::kConcat:
+      return {1, 64};
+    default:
+      return {1, 1};
   }
 }
 
@@ -50,21 +55,30 @@ size_t ActivationInputs(const Node& node) {
     case OpType::kConv2d:
     case OpType::kDense:
     case OpType::kBatchNorm:
-    case OpType::kPrelu: return 1;
-    default: return node.inputs.size();
+    case OpType::kPrelu:
+      return 1;
+    default:
+      return node.inputs.size();
   }
 }
 
 bool AttrsMatch(const Node& node) {
   switch (node.op) {
-    case OpType::kConv2d: return std::holds_alternative<Conv2dAttrs>(node.attrs);
-    case OpType::kDense: return std::holds_alternative<DenseAttrs>(node.attrs);
-    case OpType::kBatchNorm: return std::holds_alternative<BatchNormAttrs>(node.attrs);
-    case OpType::kHardtanh: return std::holds_alternative<HardtanhAttrs>(node.attrs);
+    case OpType::kConv2d:
+      return std::holds_alternative<Conv2dAttrs>(node.attrs);
+    case OpType::kDense:
+      return std::holds_alternative<DenseAttrs>(node.attrs);
+    case OpType::kBatchNorm:
+      return std::holds_alternative<BatchNormAttrs>(node.attrs);
+    case OpType::kHardtanh:
+      return std::holds_alternative<HardtanhAttrs>(node.attrs);
     case OpType::kMaxPool2d:
-    case OpType::kAvgPool2d: return std::holds_alternative<Pool2dAttrs>(node.attrs);
-    case OpType::kConcat: return std::holds_alternative<ConcatAttrs>(node.attrs);
-    default: return std::holds_alternative<std::monostate>(node.attrs);
+    case OpType::kAvgPool2d:
+      return std::holds_alternative<Pool2dAttrs>(node.attrs);
+    case OpType::kConcat:
+      return std::holds_alternative<ConcatAttrs>(node.attrs);
+    default:
+      return std::holds_alternative<std::monostate>(node.attrs);
   }
 }
 
@@ -82,8 +96,10 @@ Status CheckWindow(int kernel_h, int kernel_w, int stride_h, int stride_w, int d
                    int dilation_w, int pt, int pb, int pl, int pr) {
   constexpr int kMax = 1 << 12;
   auto bad = [](int v, int lo) { return v < lo || v > kMax; };
-  if (bad(kernel_h, 1) || bad(kernel_w, 1)) return Error("kernel {}x{} out of range", kernel_h, kernel_w);
-  if (bad(stride_h, 1) || bad(stride_w, 1)) return Error("stride {}x{} out of range", stride_h, stride_w);
+  if (bad(kernel_h, 1) || bad(kernel_w, 1))
+    return Error("kernel {}x{} out of range", kernel_h, kernel_w);
+  if (bad(stride_h, 1) || bad(stride_w, 1))
+    return Error("stride {}x{} out of range", stride_h, stride_w);
   if (bad(dilation_h, 1) || bad(dilation_w, 1)) {
     return Error("dilation {}x{} out of range", dilation_h, dilation_w);
   }
@@ -118,10 +134,10 @@ Result<Shape> InferNode(const Graph& g, const Node& node, const std::vector<Shap
       if (node.inputs.size() == 3 && in(2) != Shape{w[0]}) {
         return Error("bias {} must be [{}]", ShapeToString(in(2)), w[0]);
       }
-      int64_t oh = WindowOutputSize(x[1], a.kernel_h, a.stride_h, a.dilation_h, a.pad_top,
-                                    a.pad_bottom);
-      int64_t ow = WindowOutputSize(x[2], a.kernel_w, a.stride_w, a.dilation_w, a.pad_left,
-                                    a.pad_right);
+      int64_t oh =
+          WindowOutputSize(x[1], a.kernel_h, a.stride_h, a.dilation_h, a.pad_top, a.pad_bottom);
+      int64_t ow =
+          WindowOutputSize(x[2], a.kernel_w, a.stride_w, a.dilation_w, a.pad_left, a.pad_right);
       if (oh < 1 || ow < 1) {
         return Error("kernel does not fit the padded input {}", ShapeToString(x));
       }
@@ -141,7 +157,8 @@ Result<Shape> InferNode(const Graph& g, const Node& node, const std::vector<Shap
     }
     case OpType::kBatchNorm: {
       const auto& a = std::get<BatchNormAttrs>(node.attrs);
-      if (!(a.epsilon >= 0.f) || !std::isfinite(a.epsilon)) return Error("bad epsilon {}", a.epsilon);
+      if (!(a.epsilon >= 0.f) || !std::isfinite(a.epsilon))
+        return Error("bad epsilon {}", a.epsilon);
       if (x.size() < 2) return Error("input must have a channel axis, got {}", ShapeToString(x));
       for (size_t i = 1; i < 5; ++i) {
         if (in(i) != Shape{x.back()}) {
@@ -158,11 +175,13 @@ Result<Shape> InferNode(const Graph& g, const Node& node, const std::vector<Shap
       return x;
     case OpType::kHardtanh: {
       const auto& a = std::get<HardtanhAttrs>(node.attrs);
-      if (!(a.min_val < a.max_val)) return Error("min {} must be below max {}", a.min_val, a.max_val);
+      if (!(a.min_val < a.max_val))
+        return Error("min {} must be below max {}", a.min_val, a.max_val);
       return x;
     }
     case OpType::kRelu:
-    case OpType::kSign: return x;
+    case OpType::kSign:
+      return x;
     case OpType::kAdd:
       if (in(1) != x) {
         return Error("operands differ in shape: {} and {}", ShapeToString(x), ShapeToString(in(1)));
@@ -193,7 +212,8 @@ Result<Shape> InferNode(const Graph& g, const Node& node, const std::vector<Shap
       for (size_t i = 1; i < x.size(); ++i) f *= x[i];
       return Shape{x[0], f};
     }
-    case OpType::kSoftmax: return x;
+    case OpType::kSoftmax:
+      return x;
     case OpType::kConcat: {
       int rank = static_cast<int>(x.size());
       int axis = std::get<ConcatAttrs>(node.attrs).axis;
@@ -283,8 +303,8 @@ Status Validate(Graph& g) {
       }
       size_t expected = static_cast<size_t>(NumElements(t.shape)) * SizeOf(t.dtype);
       if (t.bytes != expected) {
-        return Error("constant '{}' {} holds {} bytes, expected {}", t.name,
-                     ShapeToString(t.shape), t.bytes, expected);
+        return Error("constant '{}' {} holds {} bytes, expected {}", t.name, ShapeToString(t.shape),
+                     t.bytes, expected);
       }
     } else if (t.dtype != DataType::kF32) {
       return Error("activation '{}' has type {}; activations are f32", t.name, ToString(t.dtype));
@@ -353,8 +373,9 @@ Status Validate(Graph& g) {
       }
       if (node.partition == Partition::kEdge && producer[t] >= 0 &&
           g.nodes[producer[t]].partition == Partition::kCloud) {
-        return Error("edge node '{}' reads '{}' from cloud node '{}': data flows edge to cloud only",
-                     node.name, g.tensors[t].name, g.nodes[producer[t]].name);
+        return Error(
+            "edge node '{}' reads '{}' from cloud node '{}': data flows edge to cloud only",
+            node.name, g.tensors[t].name, g.nodes[producer[t]].name);
       }
     }
   }
@@ -426,7 +447,8 @@ Result<std::vector<Shape>> InferShapes(const Graph& g, int64_t batch) {
     }
     Shape one = *out;
     one[0] = 1;
-    HYBRID_RETURN_IF_ERROR(CheckShapeBounds(one, false, fmt::format("output of node '{}'", node.name)));
+    HYBRID_RETURN_IF_ERROR(
+        CheckShapeBounds(one, false, fmt::format("output of node '{}'", node.name)));
     shapes[node.outputs[0]] = std::move(*out);
   }
   return shapes;

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <random>
 
-#include "graph/model_generated.h"
+#include "schema/model_generated.h"
 #include "test_graphs.h"
 
 namespace hybrid::graph {
