@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# End-to-end checks of the `hybrid` program: usage, the example model, and bad input refused with
+# a message that names the problem and a non-zero exit (never a crash).
+# Usage: cli_test.sh HYBRID_BINARY EXAMPLE_MODEL
+set -uo pipefail
+hybrid="$1"
+model="$2"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+pass() { passed=$((passed + 1)); }
+fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+
+# A sanitizer build reports leaks and undefined behaviour on standard error; an expected failure
+# must not hide one.
+sanitizer_report() { grep -qE 'ERROR: (Leak|Address)Sanitizer|runtime error:' <<<"$1"; }
+
+# expect_ok NEEDLE CMD...: exit 0 and output contains NEEDLE.
+expect_ok() {
+  local needle="$1"; shift
+  local out code
+  out="$("$@" 2>&1)"; code=$?
+  if [ $code -ne 0 ]; then fail "'$*' exited $code: $out"; return; fi
+  if ! grep -qF -- "$needle" <<<"$out"; then fail "'$*' output lacks '$needle': $out"; return; fi
+  pass
+}
+
+# expect_error NEEDLE CMD...: a non-zero exit below 128 (no signal) and NEEDLE in the output.
+expect_error() {
+  local needle="$1"; shift
+  local out code
+  out="$("$@" 2>&1)"; code=$?
+  if [ $code -eq 0 ]; then fail "'$*' succeeded but should fail: $out"; return; fi
+  if [ $code -ge 128 ]; then fail "'$*' crashed (exit $code): $out"; return; fi
+  if sanitizer_report "$out"; then fail "'$*' tripped a sanitizer: $out"; return; fi
+  if ! grep -qF -- "$needle" <<<"$out"; then fail "'$*' message lacks '$needle': $out"; return; fi
+  pass
+}
+
+expect_ok "inspect" "$hybrid" --help
+expect_ok "MODEL" "$hybrid" inspect --help
+expect_ok "--backend" "$hybrid" run --help
+expect_error "" "$hybrid"
+expect_error "" "$hybrid" frobnicate
+
+expect_ok "binary" "$hybrid" inspect "$model"
+expect_ok "edge -> cloud" "$hybrid" inspect "$model" --json "$tmp/inspect.json"
+expect_ok '"boundary_bytes"' cat "$tmp/inspect.json"
+expect_ok "label" "$hybrid" run "$model" --dataset fashion-mnist --index 0
+expect_ok "exit1" "$hybrid" run "$model" --dataset fashion-mnist --index 3 --backend ref --json "$tmp/one.json"
+expect_ok '"top"' cat "$tmp/one.json"
+for backend in ref onednn xnnpack; do
+  expect_ok "accuracy" "$hybrid" run "$model" --dataset fashion-mnist --all --limit 100 --backend "$backend"
+done
+expect_ok 'accuracy' "$hybrid" run "$model" --all --limit 50 --json "$tmp/all.json"
+expect_ok '"accuracy"' cat "$tmp/all.json"
+
+# Bad model files.
+: >"$tmp/empty.hybrid"
+expect_error "empty" "$hybrid" inspect "$tmp/empty.hybrid"
+expect_error "No such file" "$hybrid" inspect "$tmp/missing.hybrid"
+expect_error "not a regular file" "$hybrid" inspect "$tmp"
+head -c 5000 /dev/urandom >"$tmp/noise.hybrid"
+expect_error "not a hybrid model file" "$hybrid" inspect "$tmp/noise.hybrid"
+size=$(stat -c %s "$model")
+head -c $((size - 1000)) "$model" >"$tmp/truncated.hybrid"
+expect_error "truncated" "$hybrid" inspect "$tmp/truncated.hybrid"
+expect_error "truncated" "$hybrid" run "$tmp/truncated.hybrid" --dataset fashion-mnist --index 0
+head -c 100 "$model" >"$tmp/short.hybrid"
+expect_error "truncated" "$hybrid" inspect "$tmp/short.hybrid"
+# Flip bytes inside the FlatBuffer: refused or (rarely) still valid, never a crash.
+for seed in 1 2 3 4 5 6 7 8; do
+  cp "$model" "$tmp/flip.hybrid"
+  off=$(( (seed * 997) % 1500 + 8 ))
+  printf '\xff\xff\xff\xff' | dd of="$tmp/flip.hybrid" bs=1 seek=$off conv=notrunc status=none
+  out="$("$hybrid" inspect "$tmp/flip.hybrid" 2>&1)"; code=$?
+  if [ $code -ge 128 ]; then fail "corrupted model crashed inspect (exit $code)"; else pass; fi
+done
+
+# Bad arguments and data.
+expect_error "--index N or --all" "$hybrid" run "$model" --dataset fashion-mnist
+expect_error "excludes" "$hybrid" run "$model" --dataset fashion-mnist --all --index 1
+expect_error "out of range" "$hybrid" run "$model" --dataset fashion-mnist --index 10000
+expect_error "backend" "$hybrid" run "$model" --dataset fashion-mnist --index 0 --backend tpu
+expect_error "unknown dataset" "$hybrid" run "$model" --dataset imagenet --index 0
+expect_error "not found" "$hybrid" run "$model" --dataset fashion-mnist --data-dir "$tmp/nowhere" --index 0
+expect_error "cifar" "$hybrid" run "$model" --dataset cifar10 --index 0
+mkdir -p "$tmp/fm"
+head -c 1000 /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz >"$tmp/fm/t10k-images-idx3-ubyte.gz"
+cp /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz "$tmp/fm/"
+expect_error "t10k-images" "$hybrid" run "$model" --dataset fashion-mnist --data-dir "$tmp/fm" --index 0
+expect_error "binary" "$hybrid" run "$model" --dataset fashion-mnist --index 0 --backend onednn --no-fallback
+
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
