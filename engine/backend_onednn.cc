@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/onednn_call.h"
 
 // libdnnl is built with the OpenMP runtime and already depends on libgomp; declaring the one call
 // we need avoids compiling the engine with -fopenmp.
@@ -88,6 +89,8 @@ class PrimitiveKernel : public Kernel {
       return Error("oneDNN failed to execute (status {})", static_cast<int>(s));
     return Status::Ok();
   }
+
+  OneDnnCall call() const { return {primitive_.get(), stream_.get(), &c_args_}; }
 
  private:
   dnnl::primitive primitive_;
@@ -433,6 +436,11 @@ class OneDnnBackend : public Backend {
 };
 
 }  // namespace
+
+std::optional<OneDnnCall> OneDnnCallOf(const Kernel& kernel) {
+  if (const auto* k = dynamic_cast<const PrimitiveKernel*>(&kernel)) return k->call();
+  return std::nullopt;
+}
 
 Result<std::unique_ptr<Backend>> MakeOneDnnBackend(ThreadPool* pool) {
   int threads = pool != nullptr ? pool->threads() : 1;

@@ -73,6 +73,8 @@ class Executor {
   const graph::Graph& graph() const { return *graph_; }
   const PlanOptions& options() const { return options_; }
   const std::vector<StepInfo>& steps() const { return steps_; }
+  // The planned kernels, one per step, for benchmarks that run them without the executor.
+  const std::vector<std::unique_ptr<Kernel>>& kernels() const { return kernels_; }
   size_t arena_bytes() const { return arena_bytes_; }
 
  private:
