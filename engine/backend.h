@@ -41,6 +41,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
+  // The backend that runs `node` once planned: this one, or one it delegates to.
+  virtual std::string_view NameFor(const graph::Node&) const { return name(); }
   // Ok when this backend can run the node; otherwise an error saying why not.
   virtual Status Supports(const graph::Graph& graph, const graph::Node& node) const = 0;
   // Creates the kernel of a supported node; buffers stay where `ctx` says for the kernel's life.
@@ -50,11 +52,15 @@ class Backend {
 // Names accepted by MakeBackend, in order of preference for a user.
 const std::vector<std::string>& BackendNames();
 
-// Creates the named backend ("ref", "onednn", "xnnpack") running on `pool`.
-Result<std::unique_ptr<Backend>> MakeBackend(std::string_view name, ThreadPool* pool);
+// Creates the named backend ("ref", "onednn", "xnnpack", "native") running on `pool`; the native
+// backend runs float nodes on `float_backend`.
+Result<std::unique_ptr<Backend>> MakeBackend(std::string_view name, ThreadPool* pool,
+                                             std::string_view float_backend = "onednn");
 
 std::unique_ptr<Backend> MakeRefBackend();
 Result<std::unique_ptr<Backend>> MakeOneDnnBackend(ThreadPool* pool);
 Result<std::unique_ptr<Backend>> MakeXnnpackBackend(ThreadPool* pool);
+Result<std::unique_ptr<Backend>> MakeNativeBackend(ThreadPool* pool,
+                                                   std::string_view float_backend);
 
 }  // namespace hybrid::engine

@@ -45,16 +45,20 @@ class ActivationQuantizer {
   int qmin_ = 0, qmax_ = 0;
 };
 
-// Weights as the layer uses them: rounded to their precision at plan time.
+// Weights as the layer uses them, rounded to their precision at plan time. Binary weights are
+// kept as signs and their XNOR-Net scales go to `binary_scales`, applied after the sum: the sum of
+// signs is an exact integer, so any kernel that counts bits can reproduce the result exactly.
 std::vector<float> QuantizedWeights(const graph::Quantization& q, int out_c, int64_t per_channel,
-                                    const float* w) {
+                                    const float* w, std::vector<float>* binary_scales) {
   std::vector<float> out(static_cast<size_t>(out_c * per_channel));
   switch (q.weight_precision) {
     case Precision::kF32:
       std::copy(w, w + out.size(), out.begin());
       break;
     case Precision::kBinary:
-      kernels::BinarizeWeightsXnorRef(out_c, per_channel, w, out.data());
+      binary_scales->resize(out_c);
+      kernels::BinaryWeightScalesRef(out_c, per_channel, w, binary_scales->data());
+      kernels::SignF32Ref(static_cast<int64_t>(out.size()), w, out.data());
       break;
     default: {
       std::vector<float> scales(out_c);
@@ -63,6 +67,16 @@ std::vector<float> QuantizedWeights(const graph::Quantization& q, int out_c, int
     }
   }
   return out;
+}
+
+// y = y * scale[c] + bias[c] (bias may be null), two roundings as the native kernels do them.
+void ScaleChannels(int64_t n, int channels, const float* scale, const float* bias, float* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int c = static_cast<int>(i % channels);
+    float v = y[i] * scale[c];
+    if (bias != nullptr) v = v + bias[c];
+    y[i] = v;
+  }
 }
 
 class ConvKernel : public Kernel {
@@ -90,7 +104,8 @@ class ConvKernel : public Kernel {
     p_.groups = a.groups;
     p_.pad_value = a.pad_value;
     weights_ = QuantizedWeights(quant_.quantization(), p_.out_c,
-                                graph::NumElements(ctx.input_shapes[1]) / p_.out_c, ctx.inputs[1]);
+                                graph::NumElements(ctx.input_shapes[1]) / p_.out_c, ctx.inputs[1],
+                                &binary_scales_);
     bias_ = ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr;
     in_ = ctx.inputs[0];
     out_ = ctx.output;
@@ -105,8 +120,16 @@ class ConvKernel : public Kernel {
       x = scratch_.data();
     }
     auto rows = [&](size_t begin, size_t end) {
-      kernels::Conv2dF32Ref(p_, x, weights_.data(), bias_, out_, static_cast<int>(begin),
+      if (binary_scales_.empty()) {
+        kernels::Conv2dF32Ref(p_, x, weights_.data(), bias_, out_, static_cast<int>(begin),
+                              static_cast<int>(end));
+        return;
+      }
+      kernels::Conv2dF32Ref(p_, x, weights_.data(), nullptr, out_, static_cast<int>(begin),
                             static_cast<int>(end));
+      const int64_t per_row = static_cast<int64_t>(p_.out_w) * p_.out_c;
+      ScaleChannels(static_cast<int64_t>(end - begin) * per_row, p_.out_c, binary_scales_.data(),
+                    bias_, out_ + static_cast<int64_t>(begin) * per_row);
     };
     pool_->ParallelFor(static_cast<size_t>(p_.batch) * p_.out_h, 1, rows);
     return Status::Ok();
@@ -115,7 +138,7 @@ class ConvKernel : public Kernel {
  private:
   ActivationQuantizer quant_;
   kernels::Conv2dParams p_;
-  std::vector<float> weights_, scratch_;
+  std::vector<float> weights_, scratch_, binary_scales_;
   const float* bias_ = nullptr;
   const float* in_ = nullptr;
   float* out_ = nullptr;
@@ -129,7 +152,7 @@ class DenseKernel : public Kernel {
     batch_ = static_cast<int>(ctx.input_shapes[0][0]);
     in_f_ = static_cast<int>(ctx.input_shapes[0][1]);
     out_f_ = static_cast<int>(ctx.output_shape[1]);
-    weights_ = QuantizedWeights(q, out_f_, in_f_, ctx.inputs[1]);
+    weights_ = QuantizedWeights(q, out_f_, in_f_, ctx.inputs[1], &binary_scales_);
     bias_ = ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr;
     in_ = ctx.inputs[0];
     out_ = ctx.output;
@@ -144,8 +167,15 @@ class DenseKernel : public Kernel {
       x = scratch_.data();
     }
     auto rows = [&](size_t begin, size_t end) {
-      kernels::DenseF32Ref(batch_, in_f_, out_f_, x, weights_.data(), bias_, out_,
+      if (binary_scales_.empty()) {
+        kernels::DenseF32Ref(batch_, in_f_, out_f_, x, weights_.data(), bias_, out_,
+                             static_cast<int>(begin), static_cast<int>(end));
+        return;
+      }
+      kernels::DenseF32Ref(batch_, in_f_, out_f_, x, weights_.data(), nullptr, out_,
                            static_cast<int>(begin), static_cast<int>(end));
+      ScaleChannels(static_cast<int64_t>(end - begin) * out_f_, out_f_, binary_scales_.data(),
+                    bias_, out_ + static_cast<int64_t>(begin) * out_f_);
     };
     pool_->ParallelFor(static_cast<size_t>(batch_), 1, rows);
     return Status::Ok();
@@ -154,7 +184,7 @@ class DenseKernel : public Kernel {
  private:
   ActivationQuantizer quant_;
   int batch_ = 0, in_f_ = 0, out_f_ = 0;
-  std::vector<float> weights_, scratch_;
+  std::vector<float> weights_, scratch_, binary_scales_;
   const float* bias_ = nullptr;
   const float* in_ = nullptr;
   float* out_ = nullptr;

@@ -99,7 +99,8 @@ Status Executor::Plan() {
   const int num_tensors = static_cast<int>(g.tensors.size());
   if (options_.threads < 0) return Error("thread count {} is negative", options_.threads);
   pool_ = std::make_unique<ThreadPool>(options_.threads);
-  HYBRID_ASSIGN_OR_RETURN(backend_, MakeBackend(options_.backend, pool_.get()));
+  HYBRID_ASSIGN_OR_RETURN(backend_,
+                          MakeBackend(options_.backend, pool_.get(), options_.float_backend));
   if (backend_->name() != "ref") ref_ = MakeRefBackend();
   HYBRID_ASSIGN_OR_RETURN(shapes_, graph::InferShapes(g, options_.batch));
 
@@ -224,7 +225,7 @@ Status Executor::Plan() {
     ctx.output_shape = shapes_[node.outputs[0]];
     ctx.output = buffers_[node.outputs[0]];
     Backend* backend = backend_.get();
-    StepInfo info{node.name, std::string(backend->name()), ""};
+    StepInfo info{node.name, std::string(backend->NameFor(node)), ""};
     Status supported = backend->Supports(g, node);
     if (!supported.ok()) {
       if (!options_.fallback || ref_ == nullptr) {

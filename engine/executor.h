@@ -23,6 +23,8 @@ Result<Scope> ParseScope(std::string_view s);
 struct PlanOptions {
   int batch = 1;
   std::string backend = "ref";
+  // With backend "native": the backend of the nodes the native kernels do not cover.
+  std::string float_backend = "onednn";
   // Nodes the backend cannot run go to the ref backend; without fallback they are an error.
   bool fallback = true;
   int threads = 0;  // 0: one per core

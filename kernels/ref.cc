@@ -179,12 +179,20 @@ void ConcatF32Ref(int64_t outer, int num_inputs, const float* const* inputs,
   }
 }
 
-void BinarizeWeightsXnorRef(int out_c, int64_t per_channel, const float* w, float* out) {
+void BinaryWeightScalesRef(int out_c, int64_t per_channel, const float* w, float* scales) {
   for (int o = 0; o < out_c; ++o) {
     const float* src = w + o * per_channel;
     double sum = 0;
     for (int64_t i = 0; i < per_channel; ++i) sum += std::fabs(src[i]);
-    const float alpha = static_cast<float>(sum / static_cast<double>(per_channel));
+    scales[o] = static_cast<float>(sum / static_cast<double>(per_channel));
+  }
+}
+
+void BinarizeWeightsXnorRef(int out_c, int64_t per_channel, const float* w, float* out) {
+  for (int o = 0; o < out_c; ++o) {
+    const float* src = w + o * per_channel;
+    float alpha = 0.f;
+    BinaryWeightScalesRef(1, per_channel, src, &alpha);
     for (int64_t i = 0; i < per_channel; ++i) {
       out[o * per_channel + i] = src[i] < 0.f ? -alpha : alpha;
     }

@@ -54,6 +54,10 @@ void ConcatF32Ref(int64_t outer, int num_inputs, const float* const* inputs,
 // XNOR-Net binary weights: out = sign(w) * mean|w| over each output channel's per_channel values.
 void BinarizeWeightsXnorRef(int out_c, int64_t per_channel, const float* w, float* out);
 
+// XNOR-Net scales: scales[o] = mean |w| over output channel o's per_channel values (summed in
+// double), so that sign(w) * scales[o] are the binary weights.
+void BinaryWeightScalesRef(int out_c, int64_t per_channel, const float* w, float* scales);
+
 // Symmetric per-channel k-bit weights: scale = max|w| / (2^(k-1) - 1) per output channel,
 // out = clamp(round(w / scale)) * scale; scales receives each channel's scale (0 for all-zero).
 void QuantizeWeightsSymmetricRef(int bits, int out_c, int64_t per_channel, const float* w,

@@ -196,8 +196,10 @@ void RegisterRun(CLI::App& app, int& exit_code) {
                     ->check(CLI::NonNegativeNumber);
   auto* all = cmd->add_flag("--all", a->all, "run the whole split and report accuracies");
   index->excludes(all);
-  cmd->add_option("--backend", a->backend, "ref, onednn or xnnpack")
-      ->check(CLI::IsMember({"ref", "onednn", "xnnpack"}))
+  cmd->add_option("--backend", a->backend,
+                  "ref, onednn, xnnpack, or native (our SIMD kernels for binary layers, onednn for "
+                  "the rest)")
+      ->check(CLI::IsMember({"ref", "onednn", "xnnpack", "native"}))
       ->capture_default_str();
   cmd->add_flag("--no-fallback", a->no_fallback,
                 "refuse nodes the backend cannot run instead of running them on ref");

@@ -51,7 +51,7 @@ expect_ok '"boundary_bytes"' cat "$tmp/inspect.json"
 expect_ok "label" "$hybrid" run "$model" --dataset fashion-mnist --index 0
 expect_ok "exit1" "$hybrid" run "$model" --dataset fashion-mnist --index 3 --backend ref --json "$tmp/one.json"
 expect_ok '"top"' cat "$tmp/one.json"
-for backend in ref onednn xnnpack; do
+for backend in ref onednn xnnpack native; do
   expect_ok "accuracy" "$hybrid" run "$model" --dataset fashion-mnist --all --limit 100 --backend "$backend"
 done
 expect_ok 'accuracy' "$hybrid" run "$model" --all --limit 50 --json "$tmp/all.json"

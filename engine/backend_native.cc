@@ -1,0 +1,179 @@
+// The native backend: our own SIMD kernels (kernels/binary.h) for the quantized convolutions and
+// dense layers they cover, a float backend (oneDNN by default) for everything else. Weights are
+// packed and indirection buffers built at plan time; Run bitpacks the input and convolves.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "kernels/binary.h"
+#include "kernels/ref.h"
+
+namespace hybrid::engine {
+namespace {
+
+using graph::OpType;
+using graph::Precision;
+
+template <typename T>
+struct AlignedFree {
+  void operator()(T* p) const { std::free(p); }
+};
+template <typename T>
+using AlignedArray = std::unique_ptr<T[], AlignedFree<T>>;
+
+// A zero-initialized 64-byte-aligned array of n values (n may be 0).
+template <typename T>
+AlignedArray<T> MakeAligned(size_t n) {
+  const size_t bytes = (std::max<size_t>(n * sizeof(T), 1) + 63) / 64 * 64;
+  T* p = static_cast<T*>(std::aligned_alloc(64, bytes));
+  if (p != nullptr) std::memset(p, 0, bytes);
+  return AlignedArray<T>(p);
+}
+
+// A binary conv2d or dense layer (the latter as a 1x1 convolution of a 1x1 image).
+class BinaryConvKernel : public Kernel {
+ public:
+  static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx) {
+    auto k = std::unique_ptr<BinaryConvKernel>(new BinaryConvKernel());
+    kernels::Conv2dParams& p = k->p_;
+    const graph::Shape& x = ctx.input_shapes[0];
+    const graph::Shape& y = ctx.output_shape;
+    if (ctx.node->op == OpType::kConv2d) {
+      const auto& a = ctx.attrs<graph::Conv2dAttrs>();
+      p.batch = static_cast<int>(x[0]);
+      p.in_h = static_cast<int>(x[1]);
+      p.in_w = static_cast<int>(x[2]);
+      p.in_c = static_cast<int>(x[3]);
+      p.out_h = static_cast<int>(y[1]);
+      p.out_w = static_cast<int>(y[2]);
+      p.out_c = static_cast<int>(y[3]);
+      p.kernel_h = a.kernel_h;
+      p.kernel_w = a.kernel_w;
+      p.stride_h = a.stride_h;
+      p.stride_w = a.stride_w;
+      p.dilation_h = a.dilation_h;
+      p.dilation_w = a.dilation_w;
+      p.pad_top = a.pad_top;
+      p.pad_left = a.pad_left;
+      p.groups = a.groups;
+      p.pad_value = a.pad_value;
+    } else {
+      p.batch = static_cast<int>(x[0]);
+      p.in_c = static_cast<int>(x[1]);
+      p.out_c = static_cast<int>(y[1]);
+    }
+    const int taps = p.kernel_h * p.kernel_w;
+    const int64_t per_channel = static_cast<int64_t>(taps) * (p.in_c / p.groups);
+    const float* w = ctx.inputs[1];
+    k->packed_w_ = MakeAligned<uint64_t>(kernels::BinaryConvPackedWeightsWords(p));
+    k->tap_sums_.resize(static_cast<size_t>(p.out_c) * taps);
+    k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
+    const int64_t in_pixels = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
+    k->packed_in_ = MakeAligned<uint64_t>(static_cast<size_t>(in_pixels) * p.groups *
+                                          kernels::PackedWords(p.in_c / p.groups));
+    if (!k->packed_w_ || !k->packed_in_) return Error("out of memory packing a binary layer");
+    kernels::PackBinaryConvWeights(p, w, k->packed_w_.get());
+    kernels::BinaryConvTapSums(p, w, k->tap_sums_.data());
+    kernels::BinaryConvIndirection(p, k->offsets_.data());
+    k->scales_.resize(p.out_c);
+    kernels::BinaryWeightScalesRef(p.out_c, per_channel, w, k->scales_.data());
+    k->output_ = {k->scales_.data(), ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, false};
+    k->in_pixels_ = in_pixels;
+    k->in_ = ctx.inputs[0];
+    k->out_ = ctx.output;
+    k->pool_ = ctx.pool;
+    return std::unique_ptr<Kernel>(std::move(k));
+  }
+
+  Status Run() override {
+    kernels::BitpackF32(in_pixels_, p_.in_c, p_.groups, nullptr, in_, packed_in_.get());
+    auto rows = [&](size_t begin, size_t end) {
+      kernels::BinaryConv2d(p_, packed_in_.get(), packed_w_.get(), tap_sums_.data(),
+                            offsets_.data(), output_, out_, static_cast<int>(begin),
+                            static_cast<int>(end));
+    };
+    pool_->ParallelFor(static_cast<size_t>(p_.batch) * p_.out_h, 1, rows);
+    return Status::Ok();
+  }
+
+ private:
+  BinaryConvKernel() = default;
+  kernels::Conv2dParams p_;
+  AlignedArray<uint64_t> packed_w_, packed_in_;
+  std::vector<int32_t> tap_sums_;
+  std::vector<int64_t> offsets_;
+  std::vector<float> scales_;
+  kernels::BinaryOutput output_;
+  int64_t in_pixels_ = 0;
+  const float* in_ = nullptr;
+  float* out_ = nullptr;
+  ThreadPool* pool_ = nullptr;
+};
+
+const graph::Quantization* QuantizationOf(const graph::Node& node) {
+  if (node.op == OpType::kConv2d) return &std::get<graph::Conv2dAttrs>(node.attrs).quant;
+  if (node.op == OpType::kDense) return &std::get<graph::DenseAttrs>(node.attrs).quant;
+  return nullptr;
+}
+
+class NativeBackend : public Backend {
+ public:
+  explicit NativeBackend(std::unique_ptr<Backend> float_backend)
+      : float_(std::move(float_backend)) {}
+
+  std::string_view name() const override { return "native"; }
+
+  std::string_view NameFor(const graph::Node& node) const override {
+    return Own(node) ? name() : float_->NameFor(node);
+  }
+
+  Status Supports(const graph::Graph& graph, const graph::Node& node) const override {
+    const graph::Quantization* q = QuantizationOf(node);
+    if (q == nullptr || q->IsFloat()) return float_->Supports(graph, node);
+    if (q->weight_precision != Precision::kBinary ||
+        q->activation_precision != Precision::kBinary) {
+      return Error("native kernels for {} weights with {} activations are not built yet",
+                   graph::ToString(q->weight_precision), graph::ToString(q->activation_precision));
+    }
+    if (node.op == OpType::kConv2d) {
+      const auto& a = std::get<graph::Conv2dAttrs>(node.attrs);
+      if (a.pad_value != 0.f && a.pad_value != 1.f) {
+        return Error("binary convolutions pad with +1 or 0, not {}", a.pad_value);
+      }
+      if (a.kernel_h * a.kernel_w > kernels::kMaxBinaryTaps) {
+        return Error("binary convolutions take at most {} taps", kernels::kMaxBinaryTaps);
+      }
+    }
+    return Status::Ok();
+  }
+
+  Result<std::unique_ptr<Kernel>> Plan(const NodeContext& ctx) override {
+    if (!Own(*ctx.node)) return float_->Plan(ctx);
+    HYBRID_RETURN_IF_ERROR(Supports(*ctx.graph, *ctx.node));
+    return BinaryConvKernel::Create(ctx);
+  }
+
+ private:
+  static bool Own(const graph::Node& node) {
+    const graph::Quantization* q = QuantizationOf(node);
+    return q != nullptr && !q->IsFloat();
+  }
+
+  std::unique_ptr<Backend> float_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> MakeNativeBackend(ThreadPool* pool,
+                                                   std::string_view float_backend) {
+  if (float_backend == "native")
+    return Error("the native backend's float backend cannot be native");
+  HYBRID_ASSIGN_OR_RETURN(std::unique_ptr<Backend> f, MakeBackend(float_backend, pool));
+  return std::unique_ptr<Backend>(std::make_unique<NativeBackend>(std::move(f)));
+}
+
+}  // namespace hybrid::engine

@@ -1,0 +1,70 @@
+// Binary (1-bit) kernels: bitpacking along channels and XNOR-popcount convolution (dense layers
+// are 1x1 convolutions of 1x1 images).
+//
+// Conventions shared with the trainer and the ref backend: a value x packs to bit 1 when x < 0
+// (sign(x) = -1) and to bit 0 otherwise (sign(0) = +1). A pixel of a packed NHWC tensor holds,
+// for each group, ceil(channels_per_group / 64) words; unused high bits are 0 in activations and
+// weights alike, so they never count. The dot product of K signs is K - 2 * popcount(a XOR w).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/params.h"
+
+namespace hybrid::kernels {
+
+// 64-bit words per pixel and group for `channels_per_group` channels.
+inline int PackedWords(int channels_per_group) { return (channels_per_group + 63) / 64; }
+
+// Packs `pixels` NHWC pixels of `channels` floats (split into `groups`) into words: bit 1 where
+// x < threshold[c] (x < 0 when thresholds is null). out holds pixels * groups * PackedWords(cg).
+void BitpackF32(int64_t pixels, int channels, int groups, const float* thresholds, const float* in,
+                uint64_t* out);
+void BitpackF32Ref(int64_t pixels, int channels, int groups, const float* thresholds,
+                   const float* in, uint64_t* out);
+
+// Limits of BinaryConv2d: kernel_h * kernel_w taps and words per pixel and group.
+inline constexpr int kMaxBinaryTaps = 121;
+inline constexpr int kMaxBinaryWords = 1024;
+// True when BinaryConv2d can run `p` (within the limits above, groups dividing the channels).
+bool BinaryConvSupported(const Conv2dParams& p);
+
+// Output channels per block of packed weights: every target's microkernel reads blocks of 16.
+inline constexpr int kBinaryOcBlock = 16;
+
+// Size in words of a binary convolution's packed weights.
+size_t BinaryConvPackedWeightsWords(const Conv2dParams& p);
+
+// Packs float weights [out_c][kh][kw][in_c/groups] by sign into blocks
+// [group][oc block][kh][kw][word][16 output channels]; channels past out_c are zero.
+void PackBinaryConvWeights(const Conv2dParams& p, const float* weights, uint64_t* packed);
+
+// Per output channel and tap, the signed sum of that tap's weight signs (in_c/groups - 2 * the
+// number of negative weights): what a zero-padded tap must take back. out_c * kh * kw values.
+void BinaryConvTapSums(const Conv2dParams& p, const float* weights, int32_t* tap_sums);
+
+// For each output pixel (out_h * out_w) and tap (kh * kw): the word offset of the input pixel the
+// tap reads within one image, or -1 where it falls in the padding. Computed once per shape.
+void BinaryConvIndirection(const Conv2dParams& p, int64_t* offsets);
+
+// What becomes of a channel's integer dot product d: y = d * mul[c] + bias[c] (bias may be null),
+// then max(y, 0) when relu. The multiply and the add are separate roundings (no FMA), as in ref.
+struct BinaryOutput {
+  const float* mul = nullptr;
+  const float* bias = nullptr;
+  bool relu = false;
+};
+
+// Binary convolution of output rows [row_begin, row_end) of batch * out_h. `in` is the packed
+// input (BitpackF32 of the NHWC input), `packed` from PackBinaryConvWeights, `tap_sums` from
+// BinaryConvTapSums (read only when p.pad_value == 0: one-padding, pad_value +1, needs no
+// correction), `offsets` from BinaryConvIndirection. Writes float NHWC output.
+void BinaryConv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
+                  const int32_t* tap_sums, const int64_t* offsets, const BinaryOutput& o,
+                  float* out, int row_begin, int row_end);
+// The reference twin: the same contract, straight from the definition, on unpacked signs.
+void BinaryConv2dRef(const Conv2dParams& p, const uint64_t* in, const float* weights,
+                     const BinaryOutput& o, float* out, int row_begin, int row_end);
+
+}  // namespace hybrid::kernels

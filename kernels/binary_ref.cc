@@ -1,0 +1,129 @@
+// Plan-time packing for the binary kernels and their reference twins, in plain C++.
+#include <cstring>
+
+#include "kernels/binary.h"
+
+namespace hybrid::kernels {
+
+bool BinaryConvSupported(const Conv2dParams& p) {
+  return p.groups > 0 && p.in_c % p.groups == 0 && p.out_c % p.groups == 0 &&
+         p.kernel_h * p.kernel_w <= kMaxBinaryTaps &&
+         PackedWords(p.in_c / p.groups) <= kMaxBinaryWords;
+}
+
+void BitpackF32Ref(int64_t pixels, int channels, int groups, const float* thresholds,
+                   const float* in, uint64_t* out) {
+  const int cg = channels / groups;
+  const int words = PackedWords(cg);
+  for (int64_t px = 0; px < pixels; ++px) {
+    for (int g = 0; g < groups; ++g) {
+      uint64_t* dst = out + (px * groups + g) * words;
+      std::memset(dst, 0, sizeof(uint64_t) * words);
+      for (int c = 0; c < cg; ++c) {
+        const int ch = g * cg + c;
+        const float t = thresholds != nullptr ? thresholds[ch] : 0.f;
+        if (in[px * channels + ch] < t) dst[c / 64] |= uint64_t{1} << (c % 64);
+      }
+    }
+  }
+}
+
+size_t BinaryConvPackedWeightsWords(const Conv2dParams& p) {
+  const int out_cg = p.out_c / p.groups;
+  const size_t blocks = static_cast<size_t>((out_cg + kBinaryOcBlock - 1) / kBinaryOcBlock);
+  return static_cast<size_t>(p.groups) * blocks * p.kernel_h * p.kernel_w *
+         PackedWords(p.in_c / p.groups) * kBinaryOcBlock;
+}
+
+void PackBinaryConvWeights(const Conv2dParams& p, const float* weights, uint64_t* packed) {
+  const int cg = p.in_c / p.groups;
+  const int out_cg = p.out_c / p.groups;
+  const int words = PackedWords(cg);
+  const int taps = p.kernel_h * p.kernel_w;
+  const int blocks = (out_cg + kBinaryOcBlock - 1) / kBinaryOcBlock;
+  std::memset(packed, 0, BinaryConvPackedWeightsWords(p) * sizeof(uint64_t));
+  for (int oc = 0; oc < p.out_c; ++oc) {
+    const int g = oc / out_cg, local = oc % out_cg;
+    const int blk = local / kBinaryOcBlock, lane = local % kBinaryOcBlock;
+    uint64_t* block =
+        packed + (static_cast<int64_t>(g) * blocks + blk) * taps * words * kBinaryOcBlock;
+    for (int t = 0; t < taps; ++t) {
+      const float* w = weights + (static_cast<int64_t>(oc) * taps + t) * cg;
+      for (int c = 0; c < cg; ++c) {
+        if (w[c] < 0.f)
+          block[(t * words + c / 64) * kBinaryOcBlock + lane] |= uint64_t{1} << (c % 64);
+      }
+    }
+  }
+}
+
+void BinaryConvTapSums(const Conv2dParams& p, const float* weights, int32_t* tap_sums) {
+  const int cg = p.in_c / p.groups;
+  const int taps = p.kernel_h * p.kernel_w;
+  for (int oc = 0; oc < p.out_c; ++oc) {
+    for (int t = 0; t < taps; ++t) {
+      const float* w = weights + (static_cast<int64_t>(oc) * taps + t) * cg;
+      int32_t sum = 0;
+      for (int c = 0; c < cg; ++c) sum += w[c] < 0.f ? -1 : 1;
+      tap_sums[oc * taps + t] = sum;
+    }
+  }
+}
+
+void BinaryConvIndirection(const Conv2dParams& p, int64_t* offsets) {
+  const int64_t pixel_words = static_cast<int64_t>(p.groups) * PackedWords(p.in_c / p.groups);
+  for (int oy = 0; oy < p.out_h; ++oy) {
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      for (int ky = 0; ky < p.kernel_h; ++ky) {
+        for (int kx = 0; kx < p.kernel_w; ++kx) {
+          const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+          const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+          const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
+          *offsets++ = inside ? (static_cast<int64_t>(iy) * p.in_w + ix) * pixel_words : -1;
+        }
+      }
+    }
+  }
+}
+
+void BinaryConv2dRef(const Conv2dParams& p, const uint64_t* in, const float* weights,
+                     const BinaryOutput& o, float* out, int row_begin, int row_end) {
+  const int cg = p.in_c / p.groups;
+  const int out_cg = p.out_c / p.groups;
+  const int words = PackedWords(cg);
+  auto sign_at = [&](int b, int iy, int ix, int g, int c) {
+    const uint64_t word =
+        in[((static_cast<int64_t>(b) * p.in_h + iy) * p.in_w + ix) * p.groups * words + g * words +
+           c / 64];
+    return (word >> (c % 64)) & 1 ? -1 : 1;
+  };
+  for (int row = row_begin; row < row_end; ++row) {
+    const int b = row / p.out_h, oy = row % p.out_h;
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      for (int oc = 0; oc < p.out_c; ++oc) {
+        const int g = oc / out_cg;
+        int32_t dot = 0;
+        for (int ky = 0; ky < p.kernel_h; ++ky) {
+          for (int kx = 0; kx < p.kernel_w; ++kx) {
+            const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+            const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+            const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
+            if (!inside && p.pad_value == 0.f) continue;
+            const float* w =
+                weights + ((static_cast<int64_t>(oc) * p.kernel_h + ky) * p.kernel_w + kx) * cg;
+            for (int c = 0; c < cg; ++c) {
+              const int x = inside ? sign_at(b, iy, ix, g, c) : 1;
+              dot += x * (w[c] < 0.f ? -1 : 1);
+            }
+          }
+        }
+        float v = static_cast<float>(dot) * o.mul[oc];
+        if (o.bias != nullptr) v = v + o.bias[oc];
+        out[((static_cast<int64_t>(row) * p.out_w + ox) * p.out_c) + oc] =
+            o.relu && v < 0.f ? 0.f : v;
+      }
+    }
+  }
+}
+
+}  // namespace hybrid::kernels

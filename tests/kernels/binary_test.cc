@@ -1,0 +1,159 @@
+// The binary kernels against their reference twins, bit for bit, on randomized shapes, with the
+// dispatch forced to every SIMD target this machine supports; and the twins against the float
+// reference convolution on sign values, which ties them to the ref backend's semantics.
+#include "kernels/binary.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "kernels/dispatch.h"
+#include "kernels/ref.h"
+
+namespace hybrid::kernels {
+namespace {
+
+std::vector<float> Random(size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  // Exact zeros exercise sign(0) = +1.
+  for (size_t i = 0; i < n; i += 7) v[i] = 0.f;
+  return v;
+}
+
+class PerTarget : public ::testing::TestWithParam<Target> {
+ protected:
+  void SetUp() override { ForceTarget(GetParam().bits); }
+  void TearDown() override { ForceTarget(0); }
+};
+
+TEST_P(PerTarget, DispatchUsesTheForcedTarget) { EXPECT_EQ(CurrentTarget(), GetParam().name); }
+
+TEST_P(PerTarget, BitpackMatchesRef) {
+  std::mt19937 rng(1);
+  for (int channels : {1, 3, 17, 63, 64, 65, 128, 200}) {
+    for (int groups : {1, 2}) {
+      if (channels % groups != 0) continue;
+      for (bool thresholds : {false, true}) {
+        const int64_t pixels = 5;
+        auto in = Random(pixels * channels, rng);
+        auto th = Random(channels, rng);
+        const size_t words = pixels * groups * PackedWords(channels / groups);
+        std::vector<uint64_t> got(words, ~uint64_t{0}), want(words, 0);
+        BitpackF32(pixels, channels, groups, thresholds ? th.data() : nullptr, in.data(),
+                   got.data());
+        BitpackF32Ref(pixels, channels, groups, thresholds ? th.data() : nullptr, in.data(),
+                      want.data());
+        EXPECT_EQ(got, want) << "channels " << channels << " groups " << groups;
+      }
+    }
+  }
+}
+
+struct Case {
+  Conv2dParams p;
+  bool relu;
+  bool bias;
+};
+
+Case RandomCase(std::mt19937& rng, int in_c) {
+  auto u = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  Case c;
+  Conv2dParams& p = c.p;
+  p.batch = u(1, 2);
+  p.groups = (in_c % 2 == 0 && u(0, 3) == 0) ? 2 : 1;
+  p.in_c = in_c;
+  p.out_c = p.groups * u(1, 40);
+  p.in_h = u(1, 9);
+  p.in_w = u(1, 9);
+  p.kernel_h = u(1, 3);
+  p.kernel_w = u(1, 3);
+  p.stride_h = p.stride_w = u(1, 2);
+  p.dilation_h = u(1, 2);
+  p.dilation_w = u(1, 2);
+  p.pad_top = u(0, 2);
+  p.pad_left = u(0, 2);
+  const int pad_bottom = u(0, 2), pad_right = u(0, 2);
+  p.pad_value = u(0, 1) == 1 ? 1.f : 0.f;
+  const int span_h = p.in_h + p.pad_top + pad_bottom - ((p.kernel_h - 1) * p.dilation_h + 1);
+  const int span_w = p.in_w + p.pad_left + pad_right - ((p.kernel_w - 1) * p.dilation_w + 1);
+  p.out_h = span_h < 0 ? 0 : span_h / p.stride_h + 1;
+  p.out_w = span_w < 0 ? 0 : span_w / p.stride_w + 1;
+  c.relu = u(0, 1) == 1;
+  c.bias = u(0, 1) == 1;
+  return c;
+}
+
+TEST_P(PerTarget, BinaryConvMatchesRefBitForBit) {
+  std::mt19937 rng(7);
+  int checked = 0;
+  for (int in_c : {1, 3, 17, 63, 64, 65, 200}) {
+    for (int trial = 0; trial < 12; ++trial) {
+      Case c = RandomCase(rng, in_c);
+      const Conv2dParams& p = c.p;
+      if (p.out_h <= 0 || p.out_w <= 0) continue;
+      ASSERT_TRUE(BinaryConvSupported(p));
+      const int taps = p.kernel_h * p.kernel_w;
+      auto x = Random(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c, rng);
+      auto w = Random(static_cast<size_t>(p.out_c) * taps * (p.in_c / p.groups), rng);
+      auto mul = Random(p.out_c, rng);
+      auto bias = Random(p.out_c, rng);
+      std::vector<uint64_t> packed_x(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
+                                     PackedWords(p.in_c / p.groups));
+      BitpackF32Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, p.in_c, p.groups, nullptr,
+                    x.data(), packed_x.data());
+      std::vector<uint64_t> packed_w(BinaryConvPackedWeightsWords(p));
+      PackBinaryConvWeights(p, w.data(), packed_w.data());
+      std::vector<int32_t> sums(static_cast<size_t>(p.out_c) * taps);
+      BinaryConvTapSums(p, w.data(), sums.data());
+      std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
+      BinaryConvIndirection(p, offsets.data());
+      BinaryOutput o{mul.data(), c.bias ? bias.data() : nullptr, c.relu};
+      const size_t n = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
+      std::vector<float> got(n, -99.f), want(n, 99.f);
+      const int rows = p.batch * p.out_h;
+      BinaryConv2d(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), o, got.data(),
+                   0, rows / 2);
+      BinaryConv2d(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), o, got.data(),
+                   rows / 2, rows);
+      BinaryConv2dRef(p, packed_x.data(), w.data(), o, want.data(), 0, rows);
+      ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 60);
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, PerTarget, ::testing::ValuesIn(SupportedTargets()),
+                         [](const auto& param_info) { return param_info.param.name; });
+
+TEST(BinaryConv2dRef, EqualsFloatConvolutionOfSigns) {
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 40; ++trial) {
+    Case c = RandomCase(rng, std::vector<int>{1, 5, 64, 70}[trial % 4]);
+    const Conv2dParams& p = c.p;
+    if (p.out_h <= 0 || p.out_w <= 0) continue;
+    const int taps = p.kernel_h * p.kernel_w;
+    auto x = Random(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c, rng);
+    auto w = Random(static_cast<size_t>(p.out_c) * taps * (p.in_c / p.groups), rng);
+    auto mul = Random(p.out_c, rng);
+    std::vector<float> sx(x.size()), sw(w.size());
+    SignF32Ref(static_cast<int64_t>(x.size()), x.data(), sx.data());
+    SignF32Ref(static_cast<int64_t>(w.size()), w.data(), sw.data());
+    std::vector<uint64_t> packed_x(x.size() * 2);
+    BitpackF32Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, p.in_c, p.groups, nullptr,
+                  x.data(), packed_x.data());
+    const size_t n = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
+    std::vector<float> dots(n), want(n), got(n);
+    Conv2dF32Ref(p, sx.data(), sw.data(), nullptr, dots.data(), 0, p.batch * p.out_h);
+    for (size_t i = 0; i < n; ++i) want[i] = dots[i] * mul[i % p.out_c];
+    BinaryConv2dRef(p, packed_x.data(), w.data(), BinaryOutput{mul.data(), nullptr, false},
+                    got.data(), 0, p.batch * p.out_h);
+    ASSERT_EQ(got, want) << "trial " << trial;
+  }
+}
+
+}  // namespace
+}  // namespace hybrid::kernels
