@@ -7,6 +7,7 @@
 // per 64-bit lane (PopulationCount on u8, then SumsOf8).
 #include "kernels/binary.h"
 
+#include <algorithm>
 #include <cstring>
 
 #ifndef HWY_WANT_AVX3_DL
@@ -76,30 +77,70 @@ void BitpackF32Impl(int64_t pixels, int channels, int groups, const float* thres
   }
 }
 
-// Popcounts of (input XOR weights) for MR pixels and one block of 16 output channels.
-template <int MR>
-HWY_INLINE void Tile(const uint64_t* const* src_taps, int taps, int words, const uint64_t* block,
-                     uint64_t (*counts)[kBinaryOcBlock]) {
+// Where one tile's results go: MR output pixels of one block of 16 channels.
+struct TileOutput {
+  int32_t k_total;    // taps * channels per group: the dot product of all-agreeing signs
+  const float* mul;   // 16 values
+  const float* bias;  // 16 values or null
+  bool relu;
+  int oc_count;                // channels of the block that exist (the rest is padding)
+  const int32_t* const* corr;  // per pixel: 16 zero-padding corrections, or null
+  float* const* y;             // per pixel: where the block's first channel goes
+};
+
+// dot = k_total - 2 * count - corr, then dot * mul + bias and ReLU, one channel at a time.
+HWY_INLINE void TransformScalar(const uint64_t* counts, int m, const TileOutput& o) {
+  for (int j = 0; j < o.oc_count; ++j) {
+    int32_t dot = o.k_total - 2 * static_cast<int32_t>(counts[j]);
+    if (o.corr[m] != nullptr) dot -= o.corr[m][j];
+    float v = static_cast<float>(dot) * o.mul[j];
+    if (o.bias != nullptr) v = v + o.bias[j];
+    o.y[m][j] = o.relu && v < 0.f ? 0.f : v;
+  }
+}
+
+// Popcounts of (input XOR weights) for MR pixels and one block of 16 output channels, then the
+// output transform straight from the accumulators.
+// Where pixel m of a tile reads tap t: from a gathered pointer per pixel and tap (tiles that touch
+// the padding), or from one pointer per tap plus m times a pixel step (interior tiles).
+struct GatheredSrc {
+  const uint64_t* const* ptrs;
+  int taps;
+  HWY_INLINE const uint64_t* At(int m, int t) const { return ptrs[m * taps + t]; }
+};
+struct StridedSrc {
+  const uint64_t* const* tap_base;
+  int64_t step;
+  HWY_INLINE const uint64_t* At(int m, int t) const { return tap_base[t] + m * step; }
+};
+
+// kWords > 0 fixes the words per tap at compile time so that the common channel counts (64, 128,
+// 256, 512) get a fully unrolled inner loop; 0 reads `words` at run time.
+template <int MR, int kWords, class Src>
+HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uint64_t* block,
+                     const TileOutput& out) {
+  const int words = kWords > 0 ? kWords : runtime_words;
   const DU64 d;
   constexpr int kLanes = static_cast<int>(HWY_LANES(uint64_t)) < kBinaryOcBlock
                              ? static_cast<int>(HWY_LANES(uint64_t))
                              : kBinaryOcBlock;
   constexpr int kVecs = kBinaryOcBlock / kLanes;
-  const int lanes = static_cast<int>(hn::Lanes(d));
-  if (lanes != kLanes) {
-    // A scalable or capped vector that does not match at compile time: one lane at a time.
+  if (static_cast<int>(hn::Lanes(d)) != kLanes) {
+    // A scalable vector whose size is unknown at compile time: one channel at a time.
     for (int m = 0; m < MR; ++m) {
+      uint64_t counts[kBinaryOcBlock];
       for (int j = 0; j < kBinaryOcBlock; ++j) {
         uint64_t sum = 0;
         for (int t = 0; t < taps; ++t) {
-          const uint64_t* src = src_taps[m * taps + t];
+          const uint64_t* src = src_taps.At(m, t);
           for (int w = 0; w < words; ++w) {
             sum += static_cast<uint64_t>(
                 __builtin_popcountll(src[w] ^ block[(t * words + w) * kBinaryOcBlock + j]));
           }
         }
-        counts[m][j] = sum;
+        counts[j] = sum;
       }
+      TransformScalar(counts, m, out);
     }
     return;
   }
@@ -109,7 +150,7 @@ HWY_INLINE void Tile(const uint64_t* const* src_taps, int taps, int words, const
   }
   for (int t = 0; t < taps; ++t) {
     const uint64_t* src[MR];
-    for (int m = 0; m < MR; ++m) src[m] = src_taps[m * taps + t];
+    for (int m = 0; m < MR; ++m) src[m] = src_taps.At(m, t);
     for (int w = 0; w < words; ++w) {
       const uint64_t* wp = block + (t * words + w) * kBinaryOcBlock;
       VU64 wv[kVecs];
@@ -122,13 +163,71 @@ HWY_INLINE void Tile(const uint64_t* const* src_taps, int taps, int words, const
       }
     }
   }
+#if HWY_TARGET == HWY_SCALAR
   for (int m = 0; m < MR; ++m) {
-    for (int j = 0; j < kVecs; ++j) hn::StoreU(acc[m][j], d, counts[m] + j * kLanes);
+    HWY_ALIGN uint64_t counts[kBinaryOcBlock];
+    for (int j = 0; j < kVecs; ++j) hn::StoreU(acc[m][j], d, counts + j * kLanes);
+    TransformScalar(counts, m, out);
   }
+#else
+  // Counts fit in 32 bits: the even 32-bit halves of two u64 vectors make one i32 vector.
+  const hn::Repartition<int32_t, DU64> di;
+  const hn::Repartition<float, DU64> df;
+  constexpr int kLanes32 = 2 * kLanes;
+  const auto k_total = hn::Set(di, out.k_total);
+  for (int m = 0; m < MR; ++m) {
+    HWY_ALIGN float partial[kBinaryOcBlock];
+    float* y = out.oc_count == kBinaryOcBlock ? out.y[m] : partial;
+    for (int q = 0; q < kVecs / 2; ++q) {
+      const auto counts =
+          hn::ConcatEven(di, hn::BitCast(di, acc[m][2 * q + 1]), hn::BitCast(di, acc[m][2 * q]));
+      auto dot = hn::Sub(k_total, hn::Add(counts, counts));
+      if (out.corr[m] != nullptr) dot = hn::Sub(dot, hn::LoadU(di, out.corr[m] + q * kLanes32));
+      auto v = hn::Mul(hn::ConvertTo(df, dot), hn::LoadU(df, out.mul + q * kLanes32));
+      if (out.bias != nullptr) v = hn::Add(v, hn::LoadU(df, out.bias + q * kLanes32));
+      if (out.relu) v = hn::Max(v, hn::Zero(df));
+      hn::StoreU(v, df, y + q * kLanes32);
+    }
+    if (y == partial) std::memcpy(out.y[m], partial, sizeof(float) * out.oc_count);
+  }
+#endif
 }
 
-// Pixels per tile: enough independent accumulators to hide the popcount-add latency.
-constexpr int kTilePixels = HWY_LANES(uint64_t) >= 8 ? 4 : 2;
+// Pixels per tile: enough independent accumulators to hide the popcount-add latency, and few
+// enough to stay in registers (32 on AVX-512, 16 on AVX2).
+constexpr int kTilePixels = HWY_LANES(uint64_t) >= 8 ? 8 : 2;
+constexpr int kHalfTile = kTilePixels / 2;
+
+template <int MR, class Src>
+HWY_INLINE void TileAnyWords(const Src& src_taps, int taps, int words, const uint64_t* block,
+                             const TileOutput& out) {
+  switch (words) {
+    case 1:
+      return Tile<MR, 1, Src>(src_taps, taps, words, block, out);
+    case 2:
+      return Tile<MR, 2, Src>(src_taps, taps, words, block, out);
+    case 4:
+      return Tile<MR, 4, Src>(src_taps, taps, words, block, out);
+    case 8:
+      return Tile<MR, 8, Src>(src_taps, taps, words, block, out);
+    default:
+      return Tile<MR, 0, Src>(src_taps, taps, words, block, out);
+  }
+}
+// Weight bytes of the blocks one pass over a row keeps hot in L1 (or L2 for the widest layers).
+constexpr int64_t kBlockChunkBytes = 24 * 1024;
+
+template <class Src>
+HWY_INLINE void Dispatch(int mr, const Src& src, int taps, int words, const uint64_t* block,
+                         const TileOutput& to) {
+  if (mr == kTilePixels) {
+    TileAnyWords<kTilePixels>(src, taps, words, block, to);
+  } else if (mr == kHalfTile) {
+    TileAnyWords<kHalfTile>(src, taps, words, block, to);
+  } else {
+    TileAnyWords<1>(src, taps, words, block, to);
+  }
+}
 
 void BinaryConv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
                       const int32_t* tap_sums, const int64_t* offsets, const BinaryOutput& o,
@@ -138,54 +237,99 @@ void BinaryConv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t*
   const int words = PackedWords(cg);
   const int taps = p.kernel_h * p.kernel_w;
   const int blocks = (out_cg + kBinaryOcBlock - 1) / kBinaryOcBlock;
+  const int64_t block_words = static_cast<int64_t>(taps) * words * kBinaryOcBlock;
+  const int chunk = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(blocks, kBlockChunkBytes / (block_words * 8))));
   const int64_t image_words = static_cast<int64_t>(p.in_h) * p.in_w * p.groups * words;
-  const int32_t k_total = taps * cg;
   const bool zero_padding = p.pad_value == 0.f;
-  HWY_ALIGN uint64_t counts[kTilePixels][kBinaryOcBlock];
   const uint64_t* src_taps[kTilePixels * kMaxBinaryTaps];
-  for (int row = row_begin; row < row_end; ++row) {
-    const int b = row / p.out_h;
-    const int oy = row % p.out_h;
-    const uint64_t* image = in + b * image_words;
-    for (int g = 0; g < p.groups; ++g) {
-      for (int blk = 0; blk < blocks; ++blk) {
-        const uint64_t* block =
-            packed + (static_cast<int64_t>(g) * blocks + blk) * taps * words * kBinaryOcBlock;
-        const int oc0 = blk * kBinaryOcBlock;
-        const int oc_count = std::min(kBinaryOcBlock, out_cg - oc0);
-        for (int ox = 0; ox < p.out_w;) {
-          const int mr = p.out_w - ox >= kTilePixels ? kTilePixels : 1;
-          const int64_t* offs = offsets + (static_cast<int64_t>(oy) * p.out_w + ox) * taps;
+  const uint64_t* tap_base[kMaxBinaryTaps];
+  const int64_t pixel_step = static_cast<int64_t>(p.stride_w) * p.groups * words;
+  // Output columns [ox_lo, ox_hi) and rows whose every tap lies inside the input.
+  const int span_w = (p.kernel_w - 1) * p.dilation_w;
+  const int span_h = (p.kernel_h - 1) * p.dilation_h;
+  const int ox_lo = (p.pad_left + p.stride_w - 1) / p.stride_w;
+  const int ox_hi = p.in_w - 1 + p.pad_left - span_w < 0
+                        ? 0
+                        : (p.in_w - 1 + p.pad_left - span_w) / p.stride_w + 1;
+  HWY_ALIGN int32_t corr[kTilePixels][kBinaryOcBlock];
+  HWY_ALIGN float tail_mul[kBinaryOcBlock], tail_bias[kBinaryOcBlock];
+  // Tiles run over the pixels of the row range as one sequence, so narrow rows (7 or 14 pixels)
+  // still fill whole tiles; a tile that crosses a row, an image or the padding gathers its taps.
+  const int64_t px_begin = static_cast<int64_t>(row_begin) * p.out_w;
+  const int64_t px_end = static_cast<int64_t>(row_end) * p.out_w;
+  const int64_t plane = static_cast<int64_t>(p.out_h) * p.out_w;
+  for (int g = 0; g < p.groups; ++g) {
+    for (int blk0 = 0; blk0 < blocks; blk0 += chunk) {
+      const int blk1 = std::min(blocks, blk0 + chunk);
+      for (int64_t px = px_begin; px < px_end;) {
+        const int64_t left = px_end - px;
+        const int mr = left >= kTilePixels ? kTilePixels : left >= kHalfTile ? kHalfTile : 1;
+        const int64_t* offs[kTilePixels];
+        const uint64_t* images[kTilePixels];
+        for (int m = 0; m < mr; ++m) {
+          offs[m] = offsets + ((px + m) % plane) * taps;
+          images[m] = in + ((px + m) / plane) * image_words + g * words;
+        }
+        const int ox = static_cast<int>(px % p.out_w);
+        const int oy = static_cast<int>((px / p.out_w) % p.out_h);
+        const int iy0 = oy * p.stride_h - p.pad_top;
+        // Interior tiles read every tap inside one row of one image: one pointer per tap.
+        const bool interior = ox + mr <= p.out_w && iy0 >= 0 && iy0 + span_h < p.in_h &&
+                              ox >= ox_lo && ox + mr <= ox_hi;
+        bool padded[kTilePixels] = {};
+        if (interior) {
+          for (int t = 0; t < taps; ++t) tap_base[t] = images[0] + offs[0][t];
+        } else {
           for (int m = 0; m < mr; ++m) {
             for (int t = 0; t < taps; ++t) {
-              const int64_t off = offs[m * taps + t];
-              src_taps[m * taps + t] = off >= 0 ? image + off + g * words : kZeroWords;
+              const int64_t off = offs[m][t];
+              padded[m] |= off < 0;
+              src_taps[m * taps + t] = off >= 0 ? images[m] + off : kZeroWords;
             }
           }
-          if (mr == kTilePixels) {
-            Tile<kTilePixels>(src_taps, taps, words, block, counts);
-          } else {
-            Tile<1>(src_taps, taps, words, block, counts);
-          }
-          for (int m = 0; m < mr; ++m) {
-            float* y =
-                out + ((static_cast<int64_t>(row) * p.out_w + ox + m) * p.out_c) + g * out_cg + oc0;
-            for (int j = 0; j < oc_count; ++j) {
-              int32_t dot = k_total - 2 * static_cast<int32_t>(counts[m][j]);
-              if (zero_padding) {
-                const int32_t* sums = tap_sums + static_cast<int64_t>(g * out_cg + oc0 + j) * taps;
-                for (int t = 0; t < taps; ++t) {
-                  if (offs[m * taps + t] < 0) dot -= sums[t];
-                }
-              }
-              const int c = g * out_cg + oc0 + j;
-              float v = static_cast<float>(dot) * o.mul[c];
-              if (o.bias != nullptr) v = v + o.bias[c];
-              y[j] = o.relu && v < 0.f ? 0.f : v;
-            }
-          }
-          ox += mr;
         }
+        const GatheredSrc gathered{src_taps, taps};
+        const StridedSrc strided{tap_base, pixel_step};
+        for (int blk = blk0; blk < blk1; ++blk) {
+          const int oc0 = blk * kBinaryOcBlock;  // within the group
+          const int c0 = g * out_cg + oc0;       // within the layer
+          const int oc_count = std::min(kBinaryOcBlock, out_cg - oc0);
+          const int32_t* corr_ptr[kTilePixels] = {};
+          float* y_ptr[kTilePixels] = {};
+          for (int m = 0; m < mr; ++m) {
+            y_ptr[m] = out + (px + m) * p.out_c + c0;
+            if (!zero_padding || !padded[m]) continue;
+            for (int j = 0; j < kBinaryOcBlock; ++j) {
+              int32_t sum = 0;
+              if (j < oc_count) {
+                const int32_t* sums = tap_sums + static_cast<int64_t>(c0 + j) * taps;
+                for (int t = 0; t < taps; ++t) sum += offs[m][t] < 0 ? sums[t] : 0;
+              }
+              corr[m][j] = sum;
+            }
+            corr_ptr[m] = corr[m];
+          }
+          TileOutput to{taps * cg, o.mul + c0, o.bias != nullptr ? o.bias + c0 : nullptr,
+                        o.relu,    oc_count,   corr_ptr,
+                        y_ptr};
+          if (oc_count < kBinaryOcBlock) {
+            // The vector transform reads 16 scales; pad the last block's.
+            for (int j = 0; j < kBinaryOcBlock; ++j) {
+              tail_mul[j] = j < oc_count ? o.mul[c0 + j] : 0.f;
+              tail_bias[j] = j < oc_count && o.bias != nullptr ? o.bias[c0 + j] : 0.f;
+            }
+            to.mul = tail_mul;
+            to.bias = o.bias != nullptr ? tail_bias : nullptr;
+          }
+          const uint64_t* block = packed + (static_cast<int64_t>(g) * blocks + blk) * block_words;
+          if (interior) {
+            Dispatch(mr, strided, taps, words, block, to);
+          } else {
+            Dispatch(mr, gathered, taps, words, block, to);
+          }
+        }
+        px += mr;
       }
     }
   }

@@ -67,7 +67,7 @@ Case RandomCase(std::mt19937& rng, int in_c) {
   p.in_c = in_c;
   p.out_c = p.groups * u(1, 40);
   p.in_h = u(1, 9);
-  p.in_w = u(1, 9);
+  p.in_w = u(0, 3) == 0 ? u(10, 24) : u(1, 9);
   p.kernel_h = u(1, 3);
   p.kernel_w = u(1, 3);
   p.stride_h = p.stride_w = u(1, 2);

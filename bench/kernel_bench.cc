@@ -1,0 +1,300 @@
+// Convolution kernels on the same layers: our binary kernel against oneDNN (f32 and int8) and
+// XNNPACK (f32). Benchmarks are named conv/<impl>/<shape> and report `gmacs`; after the runs the
+// program prints each impl's ratio to onednn_f32 and onednn_int8 per shape, and a roofline line:
+// our binary MACs per cycle against the popcount-loop ceiling measured on this machine.
+//
+// Extra flags (before Google Benchmark's own): --threads N (default 1), --target NAME to force
+// the kernels' SIMD target (avx2, avx3, avx3_dl, ...).
+#include <benchmark/benchmark.h>
+#include <xnnpack.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/thread_pool.h"
+#include "kernels/binary.h"
+#include "kernels/dispatch.h"
+
+extern "C" void omp_set_num_threads(int);
+
+namespace hybrid {
+namespace {
+
+int g_threads = 1;
+
+struct Shape {
+  const char* name;
+  int kernel, channels, height, stride;
+  kernels::Conv2dParams Params() const {
+    kernels::Conv2dParams p;
+    p.in_h = p.in_w = height;
+    p.in_c = p.out_c = channels;
+    p.kernel_h = p.kernel_w = kernel;
+    p.stride_h = p.stride_w = stride;
+    p.pad_top = p.pad_left = kernel / 2;
+    p.out_h = (height + 2 * (kernel / 2) - kernel) / stride + 1;
+    p.out_w = p.out_h;
+    p.pad_value = 1.f;
+    return p;
+  }
+  double Macs() const {
+    kernels::Conv2dParams p = Params();
+    return double{1} * p.out_h * p.out_w * p.out_c * p.kernel_h * p.kernel_w * p.in_c;
+  }
+};
+
+const Shape kShapes[] = {
+    {"3x3_c64_h56", 3, 64, 56, 1},   {"3x3_c128_h28", 3, 128, 28, 1},
+    {"3x3_c256_h14", 3, 256, 14, 1}, {"3x3_c512_h7", 3, 512, 7, 1},
+    {"1x1_c256_h14", 1, 256, 14, 1}, {"3x3s2_c128_h28", 3, 128, 28, 2},
+};
+
+std::vector<float> Random(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+void Report(benchmark::State& state, const Shape& s) {
+  state.counters["gmacs"] =
+      benchmark::Counter(s.Macs() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// The whole binary layer from float input to float output: bitpacking, then the convolution.
+void BM_Binary(benchmark::State& state, const Shape& s) {
+  kernels::Conv2dParams p = s.Params();
+  auto x = Random(static_cast<size_t>(p.in_h) * p.in_w * p.in_c, 1);
+  auto w = Random(static_cast<size_t>(p.out_c) * p.kernel_h * p.kernel_w * p.in_c, 2);
+  std::vector<float> mul(p.out_c, 0.01f), out(static_cast<size_t>(p.out_h) * p.out_w * p.out_c);
+  std::vector<uint64_t> packed_x(static_cast<size_t>(p.in_h) * p.in_w *
+                                 kernels::PackedWords(p.in_c));
+  std::vector<uint64_t> packed_w(kernels::BinaryConvPackedWeightsWords(p));
+  kernels::PackBinaryConvWeights(p, w.data(), packed_w.data());
+  std::vector<int32_t> sums(static_cast<size_t>(p.out_c) * p.kernel_h * p.kernel_w);
+  kernels::BinaryConvTapSums(p, w.data(), sums.data());
+  std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * p.kernel_h * p.kernel_w);
+  kernels::BinaryConvIndirection(p, offsets.data());
+  kernels::BinaryOutput o{mul.data(), nullptr, false};
+  engine::ThreadPool pool(g_threads);
+  auto rows = [&](size_t begin, size_t end) {
+    kernels::BinaryConv2d(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), o,
+                          out.data(), static_cast<int>(begin), static_cast<int>(end));
+  };
+  for (auto _ : state) {
+    kernels::BitpackF32(static_cast<int64_t>(p.in_h) * p.in_w, p.in_c, 1, nullptr, x.data(),
+                        packed_x.data());
+    pool.ParallelFor(static_cast<size_t>(p.out_h), 1, rows);
+    benchmark::DoNotOptimize(out.data());
+  }
+  Report(state, s);
+}
+
+void BM_OneDnn(benchmark::State& state, const Shape& s, bool int8) {
+  using dnnl::memory;
+  using Tag = memory::format_tag;
+  omp_set_num_threads(g_threads);
+  kernels::Conv2dParams p = s.Params();
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream strm(eng);
+  const memory::data_type src_t = int8 ? memory::data_type::u8 : memory::data_type::f32;
+  const memory::data_type wei_t = int8 ? memory::data_type::s8 : memory::data_type::f32;
+  const memory::data_type dst_t = int8 ? memory::data_type::s8 : memory::data_type::f32;
+  memory::desc src({1, p.in_c, p.in_h, p.in_w}, src_t, Tag::nhwc);
+  memory::desc dst({1, p.out_c, p.out_h, p.out_w}, dst_t, Tag::nhwc);
+  memory::desc wei_any({p.out_c, p.in_c, p.kernel_h, p.kernel_w}, wei_t, Tag::any);
+  memory::desc wei_user({p.out_c, p.in_c, p.kernel_h, p.kernel_w}, wei_t, Tag::ohwi);
+  dnnl::convolution_forward::desc desc(
+      dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wei_any, dst,
+      {p.stride_h, p.stride_w}, {p.pad_top, p.pad_left}, {p.pad_top, p.pad_left});
+  dnnl::primitive_attr attr;
+  if (int8) attr.set_output_scales(0, {0.01f});
+  dnnl::convolution_forward::primitive_desc pd(desc, attr, eng);
+  memory src_m(src, eng), dst_m(dst, eng), wei_u(wei_user, eng), wei_m(pd.weights_desc(), eng);
+  std::memset(src_m.get_data_handle(), 1, src.get_size());
+  std::memset(wei_u.get_data_handle(), 1, wei_user.get_size());
+  dnnl::reorder(wei_u, wei_m).execute(strm, wei_u, wei_m);
+  dnnl::convolution_forward conv(pd);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, wei_m}, {DNNL_ARG_DST, dst_m}};
+  for (auto _ : state) {
+    conv.execute(strm, args);
+    strm.wait();
+  }
+  state.SetLabel(pd.impl_info_str());
+  Report(state, s);
+}
+
+void BM_Xnnpack(benchmark::State& state, const Shape& s) {
+  kernels::Conv2dParams p = s.Params();
+  if (xnn_initialize(nullptr) != xnn_status_success) {
+    state.SkipWithError("xnn_initialize failed");
+    return;
+  }
+  auto x = Random(static_cast<size_t>(p.in_h) * p.in_w * p.in_c, 1);
+  auto w = Random(static_cast<size_t>(p.out_c) * p.kernel_h * p.kernel_w * p.in_c, 2);
+  std::vector<float> out(static_cast<size_t>(p.out_h) * p.out_w * p.out_c);
+  engine::ThreadPool pool(g_threads);
+  xnn_operator_t op = nullptr;
+  const float inf = INFINITY;
+  if (xnn_create_convolution2d_nhwc_f32(p.pad_top, p.pad_left, p.pad_top, p.pad_left, p.kernel_h,
+                                        p.kernel_w, p.stride_h, p.stride_w, 1, 1, 1, p.in_c,
+                                        p.out_c, p.in_c, p.out_c, w.data(), nullptr, -inf, inf, 0,
+                                        &op) != xnn_status_success ||
+      xnn_setup_convolution2d_nhwc_f32(op, 1, p.in_h, p.in_w, x.data(), out.data(), pool.get()) !=
+          xnn_status_success) {
+    state.SkipWithError("XNNPACK convolution setup failed");
+    return;
+  }
+  for (auto _ : state) xnn_run_operator(op, pool.get());
+  xnn_delete_operator(op);
+  Report(state, s);
+}
+
+// Binary MACs per cycle of our microkernel alone: one 1x1 "convolution" of 4 pixels of 512 words
+// against 16 channels, all in L1, so that nothing but the XOR-popcount-accumulate loop counts.
+// The ceiling the layers approach on this machine, without indirection or output transform.
+double PopcountCeilingMacsPerCycle(double cycles_per_second) {
+  std::vector<uint64_t> a(512), b(512);
+  std::mt19937_64 rng(1);
+  for (auto& v : a) v = rng();
+  for (auto& v : b) v = rng();
+  kernels::Conv2dParams p;  // 1x1 "conv": one pixel of 512 words against 16 channels
+  p.in_c = 512 * 64;
+  p.out_c = 16;
+  std::vector<uint64_t> packed(kernels::BinaryConvPackedWeightsWords(p));
+  for (auto& v : packed) v = rng();
+  std::vector<int32_t> sums(16);
+  std::vector<int64_t> offsets(1, 0);
+  std::vector<float> mul(16, 1.f), out(16 * 64);
+  p.in_h = p.in_w = 1;
+  p.out_h = 1;
+  p.out_w = 1;
+  kernels::BinaryOutput o{mul.data(), nullptr, false};
+  // Four pixels per call make the kernel use its widest tile.
+  p.in_w = p.out_w = 4;
+  std::vector<uint64_t> in(4 * 512);
+  for (auto& v : in) v = rng();
+  offsets.assign(4, 0);
+  for (int i = 0; i < 4; ++i) offsets[i] = i * 512;
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const int iters = 2000;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < iters; ++i) {
+      kernels::BinaryConv2d(p, in.data(), packed.data(), sums.data(), offsets.data(), o, out.data(),
+                            0, 1);
+      benchmark::DoNotOptimize(out.data());
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double macs = double{iters} * 4 * 16 * 512 * 64;
+    best = std::max(best, macs / secs / cycles_per_second);
+  }
+  return best;
+}
+
+class MedianReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& r : runs) {
+      if (r.run_type == Run::RT_Aggregate && r.aggregate_name != "median") continue;
+      auto it = r.counters.find("gmacs");
+      if (it != r.counters.end()) gmacs_[r.run_name.function_name] = it->second.value;
+    }
+  }
+  std::map<std::string, double> gmacs_;
+};
+
+}  // namespace
+}  // namespace hybrid
+
+int main(int argc, char** argv) {
+  using namespace hybrid;
+  std::vector<char*> args = {argv[0]};
+  std::string target;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--threads" && i + 1 < argc) {
+      g_threads = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--target" && i + 1 < argc) {
+      target = argv[++i];
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  if (!target.empty()) {
+    kernels::Target t;
+    if (!kernels::FindTarget(target, &t)) {
+      std::fprintf(stderr, "error: target '%s' is not supported here; supported:", target.c_str());
+      for (const auto& s : kernels::SupportedTargets()) std::fprintf(stderr, " %s", s.name.c_str());
+      std::fprintf(stderr, "\n");
+      return 1;
+    }
+    kernels::ForceTarget(t.bits);
+  }
+  std::string reps = "--benchmark_repetitions=5";
+  std::string agg = "--benchmark_report_aggregates_only=true";
+  bool has_reps = false;
+  for (char* a : args) has_reps |= std::string(a).rfind("--benchmark_repetitions", 0) == 0;
+  if (!has_reps) {
+    args.push_back(reps.data());
+    args.push_back(agg.data());
+  }
+  for (const Shape& s : kShapes) {
+    std::string shape = s.name;
+    benchmark::RegisterBenchmark(("conv/binary/" + shape).c_str(), BM_Binary, s)->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/onednn_f32/" + shape).c_str(), BM_OneDnn, s, false)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/onednn_int8/" + shape).c_str(), BM_OneDnn, s, true)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/xnnpack_f32/" + shape).c_str(), BM_Xnnpack, s)
+        ->UseRealTime();
+  }
+  int n = static_cast<int>(args.size());
+  benchmark::Initialize(&n, args.data());
+  if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
+  MedianReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+
+  const double hz = benchmark::CPUInfo::Get().cycles_per_second;
+  std::printf(
+      "\nkernels target %s, %d thread(s); medians; ratio = gmacs / gmacs of the reference\n",
+      kernels::CurrentTarget().c_str(), g_threads);
+  std::printf("%-16s %-12s %10s %12s %12s\n", "shape", "impl", "gmacs", "/onednn_f32",
+              "/onednn_int8");
+  for (const Shape& s : kShapes) {
+    auto get = [&](const char* impl) {
+      auto it = reporter.gmacs_.find(std::string("conv/") + impl + "/" + s.name);
+      return it == reporter.gmacs_.end() ? NAN : it->second;
+    };
+    const double f32 = get("onednn_f32"), i8 = get("onednn_int8");
+    for (const char* impl : {"binary", "onednn_f32", "onednn_int8", "xnnpack_f32"}) {
+      const double g = get(impl);
+      if (std::isnan(g)) continue;
+      std::printf("%-16s %-12s %10.1f %11.2fx %11.2fx\n", s.name, impl, g, g / f32, g / i8);
+    }
+  }
+  const double ceiling = PopcountCeilingMacsPerCycle(hz);
+  std::printf(
+      "\nroofline (%.2f GHz from the benchmark library's CPU info): inner-loop ceiling "
+      "%.0f binary MACs/cycle/thread\n",
+      hz * 1e-9, ceiling);
+  for (const Shape& s : kShapes) {
+    auto it = reporter.gmacs_.find(std::string("conv/binary/") + s.name);
+    if (it == reporter.gmacs_.end()) continue;
+    const double per_cycle = it->second * 1e9 / hz / g_threads;
+    std::printf("  %-16s %6.0f MACs/cycle/thread = %5.1f%% of the ceiling\n", s.name, per_cycle,
+                100 * per_cycle / ceiling);
+  }
+  return 0;
+}
