@@ -215,7 +215,7 @@ HWY_INLINE void TileAnyWords(const Src& src_taps, int taps, int words, const uin
   }
 }
 // Weight bytes of the blocks one pass over a row keeps hot in L1 (or L2 for the widest layers).
-constexpr int64_t kBlockChunkBytes = 24 * 1024;
+constexpr int64_t kBlockChunkBytes = 48 * 1024;
 
 template <class Src>
 HWY_INLINE void Dispatch(int mr, const Src& src, int taps, int words, const uint64_t* block,
