@@ -21,6 +21,7 @@
 #include "engine/thread_pool.h"
 #include "kernels/binary.h"
 #include "kernels/dispatch.h"
+#include "kernels/int8.h"
 
 extern "C" void omp_set_num_threads(int);
 
@@ -92,6 +93,42 @@ void BM_Binary(benchmark::State& state, const Shape& s) {
   for (auto _ : state) {
     kernels::BitpackF32(static_cast<int64_t>(p.in_h) * p.in_w, p.in_c, 1, nullptr, x.data(),
                         packed_x.data());
+    pool.ParallelFor(static_cast<size_t>(p.out_h), 1, rows);
+    benchmark::DoNotOptimize(out.data());
+  }
+  Report(state, s);
+}
+
+// The whole int8 layer from float input to float output: quantizing the input to u8 (what a
+// network on the native backend does), then Int8Conv2d (VPDPBUSD where the CPU has it).
+void BM_Int8(benchmark::State& state, const Shape& s) {
+  kernels::Conv2dParams p = s.Params();
+  p.pad_value = 0.f;
+  auto x = Random(static_cast<size_t>(p.in_h) * p.in_w * p.in_c, 1);
+  const int taps = p.kernel_h * p.kernel_w;
+  std::vector<int8_t> w(static_cast<size_t>(p.out_c) * taps * p.in_c);
+  std::mt19937 rng(3);
+  for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+  kernels::ActivationQuant q;
+  q.scale = 0.01f;
+  q.zero_point = 128;
+  std::vector<uint8_t> qx(static_cast<size_t>(p.in_h) * p.in_w * kernels::Int8Channels(p.in_c));
+  std::vector<uint8_t> pad(kernels::Int8Channels(p.in_c), kernels::QuantizeOneU8(q, 0.f));
+  std::vector<int8_t> packed(kernels::Int8ConvPackedWeightsBytes(p));
+  kernels::PackInt8ConvWeights(p, w.data(), packed.data());
+  std::vector<int32_t> sums(p.out_c);
+  kernels::Int8ConvWeightSums(p, w.data(), sums.data());
+  std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
+  kernels::Int8ConvIndirection(p, offsets.data());
+  std::vector<float> mul(p.out_c, 0.001f), out(static_cast<size_t>(p.out_h) * p.out_w * p.out_c);
+  kernels::Int8Output o{mul.data(), nullptr, q.input_zero(), false};
+  engine::ThreadPool pool(g_threads);
+  auto rows = [&](size_t begin, size_t end) {
+    kernels::Int8Conv2d(p, qx.data(), pad.data(), packed.data(), sums.data(), offsets.data(), o,
+                        out.data(), static_cast<int>(begin), static_cast<int>(end));
+  };
+  for (auto _ : state) {
+    kernels::QuantizeU8(static_cast<int64_t>(p.in_h) * p.in_w, p.in_c, 1, q, x.data(), qx.data());
     pool.ParallelFor(static_cast<size_t>(p.out_h), 1, rows);
     benchmark::DoNotOptimize(out.data());
   }
@@ -252,6 +289,7 @@ int main(int argc, char** argv) {
   for (const Shape& s : kShapes) {
     std::string shape = s.name;
     benchmark::RegisterBenchmark(("conv/binary/" + shape).c_str(), BM_Binary, s)->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/int8/" + shape).c_str(), BM_Int8, s)->UseRealTime();
     benchmark::RegisterBenchmark(("conv/onednn_f32/" + shape).c_str(), BM_OneDnn, s, false)
         ->UseRealTime();
     benchmark::RegisterBenchmark(("conv/onednn_int8/" + shape).c_str(), BM_OneDnn, s, true)
@@ -278,7 +316,7 @@ int main(int argc, char** argv) {
       return it == reporter.gmacs_.end() ? NAN : it->second;
     };
     const double f32 = get("onednn_f32"), i8 = get("onednn_int8");
-    for (const char* impl : {"binary", "onednn_f32", "onednn_int8", "xnnpack_f32"}) {
+    for (const char* impl : {"binary", "int8", "onednn_f32", "onednn_int8", "xnnpack_f32"}) {
       const double g = get(impl);
       if (std::isnan(g)) continue;
       std::printf("%-16s %-12s %10.1f %11.2fx %11.2fx\n", s.name, impl, g, g / f32, g / i8);

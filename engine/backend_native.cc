@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/layer_params.h"
 #include "kernels/binary.h"
+#include "kernels/int8.h"
 #include "kernels/ref.h"
 
 namespace hybrid::engine {
@@ -39,33 +41,8 @@ class BinaryConvKernel : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx) {
     auto k = std::unique_ptr<BinaryConvKernel>(new BinaryConvKernel());
-    kernels::Conv2dParams& p = k->p_;
-    const graph::Shape& x = ctx.input_shapes[0];
-    const graph::Shape& y = ctx.output_shape;
-    if (ctx.node->op == OpType::kConv2d) {
-      const auto& a = ctx.attrs<graph::Conv2dAttrs>();
-      p.batch = static_cast<int>(x[0]);
-      p.in_h = static_cast<int>(x[1]);
-      p.in_w = static_cast<int>(x[2]);
-      p.in_c = static_cast<int>(x[3]);
-      p.out_h = static_cast<int>(y[1]);
-      p.out_w = static_cast<int>(y[2]);
-      p.out_c = static_cast<int>(y[3]);
-      p.kernel_h = a.kernel_h;
-      p.kernel_w = a.kernel_w;
-      p.stride_h = a.stride_h;
-      p.stride_w = a.stride_w;
-      p.dilation_h = a.dilation_h;
-      p.dilation_w = a.dilation_w;
-      p.pad_top = a.pad_top;
-      p.pad_left = a.pad_left;
-      p.groups = a.groups;
-      p.pad_value = a.pad_value;
-    } else {
-      p.batch = static_cast<int>(x[0]);
-      p.in_c = static_cast<int>(x[1]);
-      p.out_c = static_cast<int>(y[1]);
-    }
+    k->p_ = ConvParamsOf(ctx);
+    const kernels::Conv2dParams& p = k->p_;
     const int taps = p.kernel_h * p.kernel_w;
     const int64_t per_channel = static_cast<int64_t>(taps) * (p.in_c / p.groups);
     const float* w = ctx.inputs[1];
@@ -114,11 +91,57 @@ class BinaryConvKernel : public Kernel {
   ThreadPool* pool_ = nullptr;
 };
 
-const graph::Quantization* QuantizationOf(const graph::Node& node) {
-  if (node.op == OpType::kConv2d) return &std::get<graph::Conv2dAttrs>(node.attrs).quant;
-  if (node.op == OpType::kDense) return &std::get<graph::DenseAttrs>(node.attrs).quant;
-  return nullptr;
-}
+// A layer with k-bit weights and activations: activations quantized to u8, then the VNNI-style
+// kernel; weights packed, pad pixel and indirection prepared at plan time.
+class IntegerKernel : public Kernel {
+ public:
+  static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx) {
+    auto k = std::unique_ptr<IntegerKernel>(new IntegerKernel(MakeIntegerLayer(ctx)));
+    const kernels::Conv2dParams& p = k->layer_.p;
+    const int taps = p.kernel_h * p.kernel_w;
+    k->packed_w_ = MakeAligned<int8_t>(kernels::Int8ConvPackedWeightsBytes(p));
+    k->pixels_ = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
+    k->quantized_ = MakeAligned<uint8_t>(static_cast<size_t>(k->pixels_) * p.groups *
+                                         kernels::Int8Channels(p.in_c / p.groups));
+    if (!k->packed_w_ || !k->quantized_) return Error("out of memory packing an integer layer");
+    kernels::PackInt8ConvWeights(p, k->layer_.weights.data(), k->packed_w_.get());
+    k->sums_.resize(p.out_c);
+    kernels::Int8ConvWeightSums(p, k->layer_.weights.data(), k->sums_.data());
+    k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
+    kernels::Int8ConvIndirection(p, k->offsets_.data());
+    k->output_ = {k->layer_.mul.data(), ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr,
+                  k->layer_.act.input_zero(), false};
+    k->in_ = ctx.inputs[0];
+    k->out_ = ctx.output;
+    k->pool_ = ctx.pool;
+    return std::unique_ptr<Kernel>(std::move(k));
+  }
+
+  Status Run() override {
+    const kernels::Conv2dParams& p = layer_.p;
+    kernels::QuantizeU8(pixels_, p.in_c, p.groups, layer_.act, in_, quantized_.get());
+    auto rows = [&](size_t begin, size_t end) {
+      kernels::Int8Conv2d(p, quantized_.get(), layer_.pad_pixel.data(), packed_w_.get(),
+                          sums_.data(), offsets_.data(), output_, out_, static_cast<int>(begin),
+                          static_cast<int>(end));
+    };
+    pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, 1, rows);
+    return Status::Ok();
+  }
+
+ private:
+  explicit IntegerKernel(IntegerLayer layer) : layer_(std::move(layer)) {}
+  IntegerLayer layer_;
+  AlignedArray<int8_t> packed_w_;
+  AlignedArray<uint8_t> quantized_;
+  std::vector<int32_t> sums_;
+  std::vector<int64_t> offsets_;
+  kernels::Int8Output output_;
+  int64_t pixels_ = 0;
+  const float* in_ = nullptr;
+  float* out_ = nullptr;
+  ThreadPool* pool_ = nullptr;
+};
 
 class NativeBackend : public Backend {
  public:
@@ -134,10 +157,21 @@ class NativeBackend : public Backend {
   Status Supports(const graph::Graph& graph, const graph::Node& node) const override {
     const graph::Quantization* q = QuantizationOf(node);
     if (q == nullptr || q->IsFloat()) return float_->Supports(graph, node);
+    if (IsIntegerLayer(*q)) {
+      if (node.op == OpType::kConv2d) {
+        const auto& a = std::get<graph::Conv2dAttrs>(node.attrs);
+        if (a.kernel_h * a.kernel_w > kernels::kMaxInt8Taps) {
+          return Error("integer convolutions take at most {} taps", kernels::kMaxInt8Taps);
+        }
+      }
+      return Status::Ok();
+    }
     if (q->weight_precision != Precision::kBinary ||
         q->activation_precision != Precision::kBinary) {
-      return Error("native kernels for {} weights with {} activations are not built yet",
-                   graph::ToString(q->weight_precision), graph::ToString(q->activation_precision));
+      return Error(
+          "native kernels for {} weights with {} activations are not built (mixed "
+          "precisions run as fake quantization on ref)",
+          graph::ToString(q->weight_precision), graph::ToString(q->activation_precision));
     }
     if (node.op == OpType::kConv2d) {
       const auto& a = std::get<graph::Conv2dAttrs>(node.attrs);
@@ -154,6 +188,7 @@ class NativeBackend : public Backend {
   Result<std::unique_ptr<Kernel>> Plan(const NodeContext& ctx) override {
     if (!Own(*ctx.node)) return float_->Plan(ctx);
     HYBRID_RETURN_IF_ERROR(Supports(*ctx.graph, *ctx.node));
+    if (IsIntegerLayer(*QuantizationOf(*ctx.node))) return IntegerKernel::Create(ctx);
     return BinaryConvKernel::Create(ctx);
   }
 

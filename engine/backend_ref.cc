@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/layer_params.h"
+#include "kernels/int8.h"
 #include "kernels/ref.h"
 
 namespace hybrid::engine {
@@ -82,27 +84,8 @@ void ScaleChannels(int64_t n, int channels, const float* scale, const float* bia
 class ConvKernel : public Kernel {
  public:
   explicit ConvKernel(const NodeContext& ctx) : quant_(ctx.attrs<graph::Conv2dAttrs>().quant) {
-    const auto& a = ctx.attrs<graph::Conv2dAttrs>();
     const graph::Shape& x = ctx.input_shapes[0];
-    const graph::Shape& y = ctx.output_shape;
-    p_ = kernels::Conv2dParams{};
-    p_.batch = static_cast<int>(x[0]);
-    p_.in_h = static_cast<int>(x[1]);
-    p_.in_w = static_cast<int>(x[2]);
-    p_.in_c = static_cast<int>(x[3]);
-    p_.out_h = static_cast<int>(y[1]);
-    p_.out_w = static_cast<int>(y[2]);
-    p_.out_c = static_cast<int>(y[3]);
-    p_.kernel_h = a.kernel_h;
-    p_.kernel_w = a.kernel_w;
-    p_.stride_h = a.stride_h;
-    p_.stride_w = a.stride_w;
-    p_.dilation_h = a.dilation_h;
-    p_.dilation_w = a.dilation_w;
-    p_.pad_top = a.pad_top;
-    p_.pad_left = a.pad_left;
-    p_.groups = a.groups;
-    p_.pad_value = a.pad_value;
+    p_ = ConvParamsOf(ctx);
     weights_ = QuantizedWeights(quant_.quantization(), p_.out_c,
                                 graph::NumElements(ctx.input_shapes[1]) / p_.out_c, ctx.inputs[1],
                                 &binary_scales_);
@@ -230,6 +213,41 @@ std::unique_ptr<Kernel> MakeCall(F f) {
   return std::make_unique<CallKernel<F>>(std::move(f));
 }
 
+// A layer with k-bit weights and k-bit activations: activations quantized to u8, integer sums
+// by the reference twin of the native kernel, one scale per output channel.
+class IntegerKernel : public Kernel {
+ public:
+  explicit IntegerKernel(const NodeContext& ctx)
+      : layer_(MakeIntegerLayer(ctx)), in_(ctx.inputs[0]), out_(ctx.output), pool_(ctx.pool) {
+    const kernels::Conv2dParams& p = layer_.p;
+    pixels_ = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
+    quantized_.resize(static_cast<size_t>(pixels_) * p.groups *
+                      kernels::Int8Channels(p.in_c / p.groups));
+    output_ = {layer_.mul.data(), ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr,
+               layer_.act.input_zero(), false};
+  }
+
+  Status Run() override {
+    const kernels::Conv2dParams& p = layer_.p;
+    kernels::QuantizeU8Ref(pixels_, p.in_c, p.groups, layer_.act, in_, quantized_.data());
+    auto rows = [&](size_t begin, size_t end) {
+      kernels::Int8Conv2dRef(p, quantized_.data(), layer_.pad_pixel.data(), layer_.weights.data(),
+                             output_, out_, static_cast<int>(begin), static_cast<int>(end));
+    };
+    pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, 1, rows);
+    return Status::Ok();
+  }
+
+ private:
+  IntegerLayer layer_;
+  std::vector<uint8_t> quantized_;
+  kernels::Int8Output output_;
+  int64_t pixels_ = 0;
+  const float* in_;
+  float* out_;
+  ThreadPool* pool_;
+};
+
 class RefBackend : public Backend {
  public:
   std::string_view name() const override { return "ref"; }
@@ -245,8 +263,14 @@ class RefBackend : public Backend {
     int channels = static_cast<int>(xs.back());
     switch (node.op) {
       case OpType::kConv2d:
+        if (IsIntegerLayer(*QuantizationOf(node))) {
+          return std::unique_ptr<Kernel>(std::make_unique<IntegerKernel>(ctx));
+        }
         return std::unique_ptr<Kernel>(std::make_unique<ConvKernel>(ctx));
       case OpType::kDense:
+        if (IsIntegerLayer(*QuantizationOf(node))) {
+          return std::unique_ptr<Kernel>(std::make_unique<IntegerKernel>(ctx));
+        }
         return std::unique_ptr<Kernel>(std::make_unique<DenseKernel>(ctx));
       case OpType::kBatchNorm: {
         float eps = ctx.attrs<graph::BatchNormAttrs>().epsilon;

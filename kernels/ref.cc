@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 namespace hybrid::kernels {
 
@@ -199,8 +200,8 @@ void BinarizeWeightsXnorRef(int out_c, int64_t per_channel, const float* w, floa
   }
 }
 
-void QuantizeWeightsSymmetricRef(int bits, int out_c, int64_t per_channel, const float* w,
-                                 float* out, float* scales) {
+void QuantizeWeightsToIntRef(int bits, int out_c, int64_t per_channel, const float* w,
+                             int8_t* q, float* scales) {
   const int levels = (1 << (bits - 1)) - 1;
   for (int o = 0; o < out_c; ++o) {
     const float* src = w + o * per_channel;
@@ -209,12 +210,23 @@ void QuantizeWeightsSymmetricRef(int bits, int out_c, int64_t per_channel, const
     const float scale = max_abs / static_cast<float>(levels);
     scales[o] = scale;
     for (int64_t i = 0; i < per_channel; ++i) {
-      float q = 0.f;
+      float v = 0.f;
       if (scale > 0.f) {
-        q = std::nearbyint(src[i] / scale);
-        q = std::min(std::max(q, static_cast<float>(-levels)), static_cast<float>(levels));
+        v = std::nearbyint(src[i] / scale);
+        v = std::min(std::max(v, static_cast<float>(-levels)), static_cast<float>(levels));
       }
-      out[o * per_channel + i] = q * scale;
+      q[o * per_channel + i] = static_cast<int8_t>(v);
+    }
+  }
+}
+
+void QuantizeWeightsSymmetricRef(int bits, int out_c, int64_t per_channel, const float* w,
+                                 float* out, float* scales) {
+  std::vector<int8_t> q(static_cast<size_t>(out_c * per_channel));
+  QuantizeWeightsToIntRef(bits, out_c, per_channel, w, q.data(), scales);
+  for (int o = 0; o < out_c; ++o) {
+    for (int64_t i = 0; i < per_channel; ++i) {
+      out[o * per_channel + i] = static_cast<float>(q[o * per_channel + i]) * scales[o];
     }
   }
 }

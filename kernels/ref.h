@@ -58,6 +58,11 @@ void BinarizeWeightsXnorRef(int out_c, int64_t per_channel, const float* w, floa
 // double), so that sign(w) * scales[o] are the binary weights.
 void BinaryWeightScalesRef(int out_c, int64_t per_channel, const float* w, float* scales);
 
+// Symmetric per-channel k-bit weights as integers: q = clamp(round(w / scale)) in
+// [-(2^(k-1) - 1), 2^(k-1) - 1] with scale = max|w| / (2^(k-1) - 1) per output channel.
+void QuantizeWeightsToIntRef(int bits, int out_c, int64_t per_channel, const float* w, int8_t* q,
+                             float* scales);
+
 // Symmetric per-channel k-bit weights: scale = max|w| / (2^(k-1) - 1) per output channel,
 // out = clamp(round(w / scale)) * scale; scales receives each channel's scale (0 for all-zero).
 void QuantizeWeightsSymmetricRef(int bits, int out_c, int64_t per_channel, const float* w,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/dispatch.h"
+#include "tests/kernels/target_printer.h"
 #include "kernels/ref.h"
 
 namespace hybrid::kernels {

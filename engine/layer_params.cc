@@ -1,0 +1,79 @@
+#include "engine/layer_params.h"
+
+#include "kernels/ref.h"
+
+namespace hybrid::engine {
+
+using graph::OpType;
+using graph::Precision;
+
+kernels::Conv2dParams ConvParamsOf(const NodeContext& ctx) {
+  kernels::Conv2dParams p;
+  const graph::Shape& x = ctx.input_shapes[0];
+  const graph::Shape& y = ctx.output_shape;
+  p.batch = static_cast<int>(x[0]);
+  if (ctx.node->op == OpType::kDense) {
+    p.in_c = static_cast<int>(x[1]);
+    p.out_c = static_cast<int>(y[1]);
+    return p;
+  }
+  const auto& a = ctx.attrs<graph::Conv2dAttrs>();
+  p.in_h = static_cast<int>(x[1]);
+  p.in_w = static_cast<int>(x[2]);
+  p.in_c = static_cast<int>(x[3]);
+  p.out_h = static_cast<int>(y[1]);
+  p.out_w = static_cast<int>(y[2]);
+  p.out_c = static_cast<int>(y[3]);
+  p.kernel_h = a.kernel_h;
+  p.kernel_w = a.kernel_w;
+  p.stride_h = a.stride_h;
+  p.stride_w = a.stride_w;
+  p.dilation_h = a.dilation_h;
+  p.dilation_w = a.dilation_w;
+  p.pad_top = a.pad_top;
+  p.pad_left = a.pad_left;
+  p.groups = a.groups;
+  p.pad_value = a.pad_value;
+  return p;
+}
+
+const graph::Quantization* QuantizationOf(const graph::Node& node) {
+  if (node.op == OpType::kConv2d) return &std::get<graph::Conv2dAttrs>(node.attrs).quant;
+  if (node.op == OpType::kDense) return &std::get<graph::DenseAttrs>(node.attrs).quant;
+  return nullptr;
+}
+
+namespace {
+bool IsInteger(Precision p) {
+  return p == Precision::kInt8 || p == Precision::kInt4 || p == Precision::kInt2;
+}
+}  // namespace
+
+bool IsIntegerLayer(const graph::Quantization& q) {
+  return IsInteger(q.weight_precision) && IsInteger(q.activation_precision);
+}
+
+IntegerLayer MakeIntegerLayer(const NodeContext& ctx) {
+  const graph::Quantization& q = *QuantizationOf(*ctx.node);
+  IntegerLayer l;
+  l.p = ConvParamsOf(ctx);
+  const int bits = graph::Bits(q.activation_precision);
+  l.act.scale = q.act_scale;
+  l.act.zero_point = q.act_zero_point;
+  l.act.qmin = q.act_signed ? -(1 << (bits - 1)) : 0;
+  l.act.qmax = q.act_signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
+  l.act.offset = q.act_signed ? 128 : 0;
+  const int64_t per_channel =
+      static_cast<int64_t>(l.p.kernel_h) * l.p.kernel_w * (l.p.in_c / l.p.groups);
+  l.weights.resize(static_cast<size_t>(l.p.out_c * per_channel));
+  std::vector<float> scales(l.p.out_c);
+  kernels::QuantizeWeightsToIntRef(graph::Bits(q.weight_precision), l.p.out_c, per_channel,
+                                   ctx.inputs[1], l.weights.data(), scales.data());
+  l.mul.resize(l.p.out_c);
+  for (int c = 0; c < l.p.out_c; ++c) l.mul[c] = q.act_scale * scales[c];
+  l.pad_pixel.assign(static_cast<size_t>(l.p.groups) * kernels::Int8Channels(l.p.in_c / l.p.groups),
+                     kernels::QuantizeOneU8(l.act, l.p.pad_value));
+  return l;
+}
+
+}  // namespace hybrid::engine

@@ -1,0 +1,34 @@
+// Engine-internal: what the ref and native backends both derive from a conv2d or dense node, so
+// that they compute quantized layers from the same integers and scales.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/backend.h"
+#include "kernels/int8.h"
+#include "kernels/params.h"
+
+namespace hybrid::engine {
+
+// The node's shapes as kernel parameters; a dense layer is a 1x1 convolution of 1x1 images.
+kernels::Conv2dParams ConvParamsOf(const NodeContext& ctx);
+
+// The quantization attributes of a conv2d or dense node, or null for other ops.
+const graph::Quantization* QuantizationOf(const graph::Node& node);
+
+// True when both weights and activations are k-bit integers (int8, int4 or int2): such layers
+// sum integers exactly and scale once (docs/ir.md).
+bool IsIntegerLayer(const graph::Quantization& q);
+
+// An integer layer prepared at plan time.
+struct IntegerLayer {
+  kernels::Conv2dParams p;
+  kernels::ActivationQuant act;
+  std::vector<int8_t> weights;     // [out_c][kh][kw][in_c/groups]
+  std::vector<float> mul;          // act_scale * weight scale, per output channel
+  std::vector<uint8_t> pad_pixel;  // one pixel of the quantized pad value
+};
+IntegerLayer MakeIntegerLayer(const NodeContext& ctx);
+
+}  // namespace hybrid::engine

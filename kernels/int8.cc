@@ -1,0 +1,294 @@
+// Integer kernels, compiled once per SIMD target by Highway and dispatched at run time.
+//
+// The convolution mirrors the binary one: tiles of MR output pixels times blocks of 16 output
+// channels, taps found through an indirection buffer, each i32 lane accumulating four u8 x s8
+// products. AVX3_DL has that instruction (VPDPBUSD); AVX-512 and AVX2 split each lane's four bytes
+// into two 16-bit pairs for VPMADDWD (exact: 255 * 127 * 2 fits easily); other targets multiply
+// byte by byte.
+#include "kernels/int8.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/int8.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+HWY_BEFORE_NAMESPACE();
+#if HWY_TARGET == HWY_AVX3_DL
+// Highway 1.0.3's AVX3_DL target string lacks VNNI, which every such CPU has.
+#pragma GCC target("avx512vnni")
+#endif
+namespace hybrid::kernels {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DI32 = hn::ScalableTag<int32_t>;
+using VI32 = hn::Vec<DI32>;
+
+// acc + the sum over each lane's four bytes of x (u8) times w (s8).
+HWY_INLINE VI32 Dot4(DI32 d, VI32 acc, VI32 x, VI32 w) {
+#if HWY_TARGET == HWY_AVX3_DL
+  (void)d;
+  return VI32{_mm512_dpbusd_epi32(acc.raw, x.raw, w.raw)};
+#elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_SSE4 || \
+    HWY_TARGET == HWY_SSSE3
+  const hn::Repartition<uint32_t, DI32> du;
+  const hn::Repartition<int16_t, DI32> d16;
+  const auto lo_bytes = hn::Set(du, 0x00FF00FFu);
+  const auto x_even = hn::BitCast(d16, hn::And(hn::BitCast(du, x), lo_bytes));
+  const auto x_odd = hn::BitCast(d16, hn::And(hn::ShiftRight<8>(hn::BitCast(du, x)), lo_bytes));
+  const auto w16 = hn::BitCast(d16, w);
+  const auto w_even = hn::ShiftRight<8>(hn::ShiftLeft<8>(w16));  // arithmetic: sign-extends
+  const auto w_odd = hn::ShiftRight<8>(w16);
+#if HWY_TARGET == HWY_AVX3
+  const VI32 even{_mm512_madd_epi16(x_even.raw, w_even.raw)};
+  const VI32 odd{_mm512_madd_epi16(x_odd.raw, w_odd.raw)};
+#elif HWY_TARGET == HWY_AVX2
+  const VI32 even{_mm256_madd_epi16(x_even.raw, w_even.raw)};
+  const VI32 odd{_mm256_madd_epi16(x_odd.raw, w_odd.raw)};
+#else
+  const VI32 even{_mm_madd_epi16(x_even.raw, w_even.raw)};
+  const VI32 odd{_mm_madd_epi16(x_odd.raw, w_odd.raw)};
+#endif
+  (void)d;
+  return hn::Add(acc, hn::Add(even, odd));
+#else
+  const hn::Repartition<uint32_t, DI32> du;
+  const auto ux = hn::BitCast(du, x);
+  const auto ff = hn::Set(du, 0xFFu);
+  const VI32 x0 = hn::BitCast(d, hn::And(ux, ff));
+  const VI32 x1 = hn::BitCast(d, hn::And(hn::ShiftRight<8>(ux), ff));
+  const VI32 x2 = hn::BitCast(d, hn::And(hn::ShiftRight<16>(ux), ff));
+  const VI32 x3 = hn::BitCast(d, hn::ShiftRight<24>(ux));
+  acc = hn::Add(acc, hn::Mul(x0, hn::ShiftRight<24>(hn::ShiftLeft<24>(w))));
+  acc = hn::Add(acc, hn::Mul(x1, hn::ShiftRight<24>(hn::ShiftLeft<16>(w))));
+  acc = hn::Add(acc, hn::Mul(x2, hn::ShiftRight<24>(hn::ShiftLeft<8>(w))));
+  return hn::Add(acc, hn::Mul(x3, hn::ShiftRight<24>(w)));
+#endif
+}
+
+void QuantizeU8Impl(int64_t pixels, int channels, int groups, const ActivationQuant& q,
+                    const float* in, uint8_t* out) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<int32_t, decltype(df)> di;
+  const hn::Rebind<uint8_t, decltype(df)> d8;
+  const int n = static_cast<int>(hn::Lanes(df));
+  const int cg = channels / groups;
+  const int stored = Int8Channels(cg);
+  const auto scale = hn::Set(df, q.scale);
+  const auto zp = hn::Set(df, static_cast<float>(q.zero_point));
+  const auto lo = hn::Set(df, static_cast<float>(q.qmin));
+  const auto hi = hn::Set(df, static_cast<float>(q.qmax));
+  const auto offset = hn::Set(di, q.offset);
+  for (int64_t px = 0; px < pixels; ++px) {
+    for (int g = 0; g < groups; ++g) {
+      const float* x = in + px * channels + g * cg;
+      uint8_t* y = out + (px * groups + g) * stored;
+      int c = 0;
+      for (; c + n <= cg; c += n) {
+        // Division, not a reciprocal multiply, to round exactly as the reference does.
+        auto v = hn::Add(hn::Round(hn::Div(hn::LoadU(df, x + c), scale)), zp);
+        v = hn::Min(hn::Max(v, lo), hi);
+        const auto i = hn::Add(hn::ConvertTo(di, v), offset);
+        hn::StoreU(hn::DemoteTo(d8, i), d8, y + c);
+      }
+      for (; c < cg; ++c) y[c] = QuantizeOneU8(q, x[c]);
+      for (; c < stored; ++c) y[c] = static_cast<uint8_t>(q.input_zero());
+    }
+  }
+}
+
+struct Gathered {
+  const uint8_t* const* ptrs;
+  int taps;
+  HWY_INLINE const uint8_t* At(int m, int t) const { return ptrs[m * taps + t]; }
+};
+struct Strided {
+  const uint8_t* const* tap_base;
+  int64_t step;
+  HWY_INLINE const uint8_t* At(int m, int t) const { return tap_base[t] + m * step; }
+};
+
+struct TileOutput {
+  const float* mul;     // 16 values
+  const float* bias;    // 16 values or null
+  const int32_t* zero;  // 16 values: input_zero * the channel's weight sum
+  bool relu;
+  int oc_count;
+  float* const* y;
+};
+
+constexpr int kLanes32 = static_cast<int>(HWY_LANES(int32_t)) < kInt8OcBlock
+                             ? static_cast<int>(HWY_LANES(int32_t))
+                             : kInt8OcBlock;
+constexpr int kVecs = kInt8OcBlock / kLanes32;
+// Pixels per tile: about 8 accumulators.
+constexpr int kTilePixels = kVecs == 1 ? 8 : kVecs == 2 ? 4 : 2;
+
+template <int MR, class Src>
+HWY_INLINE void Tile(const Src& src, int taps, int quads, const int8_t* block,
+                     const TileOutput& out) {
+  const DI32 d;
+  VI32 acc[MR][kVecs];
+  for (int m = 0; m < MR; ++m) {
+    for (int j = 0; j < kVecs; ++j) acc[m][j] = hn::Zero(d);
+  }
+  for (int t = 0; t < taps; ++t) {
+    const uint8_t* x[MR];
+    for (int m = 0; m < MR; ++m) x[m] = src.At(m, t);
+    const int8_t* wt = block + static_cast<int64_t>(t) * quads * kInt8OcBlock * 4;
+    for (int k = 0; k < quads; ++k) {
+      VI32 wv[kVecs];
+      for (int j = 0; j < kVecs; ++j) {
+        wv[j] = hn::LoadU(
+            d, reinterpret_cast<const int32_t*>(wt + (k * kInt8OcBlock + j * kLanes32) * 4));
+      }
+      for (int m = 0; m < MR; ++m) {
+        int32_t quad;
+        std::memcpy(&quad, x[m] + 4 * k, 4);
+        const VI32 xv = hn::Set(d, quad);
+        for (int j = 0; j < kVecs; ++j) acc[m][j] = Dot4(d, acc[m][j], xv, wv[j]);
+      }
+    }
+  }
+  const hn::Rebind<float, DI32> df;
+  for (int m = 0; m < MR; ++m) {
+    HWY_ALIGN float partial[kInt8OcBlock];
+    float* y = out.oc_count == kInt8OcBlock ? out.y[m] : partial;
+    for (int j = 0; j < kVecs; ++j) {
+      const VI32 dot = hn::Sub(acc[m][j], hn::LoadU(d, out.zero + j * kLanes32));
+      auto v = hn::Mul(hn::ConvertTo(df, dot), hn::LoadU(df, out.mul + j * kLanes32));
+      if (out.bias != nullptr) v = hn::Add(v, hn::LoadU(df, out.bias + j * kLanes32));
+      if (out.relu) v = hn::Max(v, hn::Zero(df));
+      hn::StoreU(v, df, y + j * kLanes32);
+    }
+    if (y == partial) std::memcpy(out.y[m], partial, sizeof(float) * out.oc_count);
+  }
+}
+
+template <class Src>
+HWY_INLINE void Dispatch(int mr, const Src& src, int taps, int quads, const int8_t* block,
+                         const TileOutput& to) {
+  if (mr == kTilePixels) {
+    Tile<kTilePixels>(src, taps, quads, block, to);
+  } else if (mr == kTilePixels / 2) {
+    Tile<kTilePixels / 2>(src, taps, quads, block, to);
+  } else {
+    Tile<1>(src, taps, quads, block, to);
+  }
+}
+
+constexpr int64_t kBlockChunkBytes = 48 * 1024;
+
+void Int8Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
+                    const int8_t* packed, const int32_t* sums, const int64_t* offsets,
+                    const Int8Output& o, float* out, int row_begin, int row_end) {
+  const int cg = p.in_c / p.groups;
+  const int stored = Int8Channels(cg);
+  const int quads = stored / 4;
+  const int out_cg = p.out_c / p.groups;
+  const int taps = p.kernel_h * p.kernel_w;
+  const int blocks = (out_cg + kInt8OcBlock - 1) / kInt8OcBlock;
+  const int64_t block_bytes = static_cast<int64_t>(taps) * stored * kInt8OcBlock;
+  const int chunk = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(blocks, kBlockChunkBytes / block_bytes)));
+  const int64_t pixel_bytes = static_cast<int64_t>(p.groups) * stored;
+  const int64_t image_bytes = static_cast<int64_t>(p.in_h) * p.in_w * pixel_bytes;
+  const int64_t pixel_step = p.stride_w * pixel_bytes;
+  const int span_w = (p.kernel_w - 1) * p.dilation_w;
+  const int span_h = (p.kernel_h - 1) * p.dilation_h;
+  const int ox_lo = (p.pad_left + p.stride_w - 1) / p.stride_w;
+  const int ox_hi = p.in_w - 1 + p.pad_left - span_w < 0
+                        ? 0
+                        : (p.in_w - 1 + p.pad_left - span_w) / p.stride_w + 1;
+  const uint8_t* src_taps[kTilePixels * kMaxInt8Taps];
+  const uint8_t* tap_base[kMaxInt8Taps];
+  HWY_ALIGN float mul[kInt8OcBlock], bias[kInt8OcBlock];
+  HWY_ALIGN int32_t zero[kInt8OcBlock];
+  const int64_t px_begin = static_cast<int64_t>(row_begin) * p.out_w;
+  const int64_t px_end = static_cast<int64_t>(row_end) * p.out_w;
+  const int64_t plane = static_cast<int64_t>(p.out_h) * p.out_w;
+  for (int g = 0; g < p.groups; ++g) {
+    for (int blk0 = 0; blk0 < blocks; blk0 += chunk) {
+      const int blk1 = std::min(blocks, blk0 + chunk);
+      for (int64_t px = px_begin; px < px_end;) {
+        const int64_t left = px_end - px;
+        const int mr = left >= kTilePixels       ? kTilePixels
+                       : left >= kTilePixels / 2 ? kTilePixels / 2
+                                                 : 1;
+        const int ox = static_cast<int>(px % p.out_w);
+        const int oy = static_cast<int>((px / p.out_w) % p.out_h);
+        const int iy0 = oy * p.stride_h - p.pad_top;
+        const bool interior = ox + mr <= p.out_w && iy0 >= 0 && iy0 + span_h < p.in_h &&
+                              ox >= ox_lo && ox + mr <= ox_hi;
+        if (interior) {
+          const int64_t* offs = offsets + (px % plane) * taps;
+          const uint8_t* image = in + (px / plane) * image_bytes + g * stored;
+          for (int t = 0; t < taps; ++t) tap_base[t] = image + offs[t];
+        } else {
+          for (int m = 0; m < mr; ++m) {
+            const int64_t* offs = offsets + ((px + m) % plane) * taps;
+            const uint8_t* image = in + ((px + m) / plane) * image_bytes + g * stored;
+            for (int t = 0; t < taps; ++t) {
+              src_taps[m * taps + t] = offs[t] >= 0 ? image + offs[t] : pad_pixel + g * stored;
+            }
+          }
+        }
+        const Gathered gathered{src_taps, taps};
+        const Strided strided{tap_base, pixel_step};
+        for (int blk = blk0; blk < blk1; ++blk) {
+          const int c0 = g * out_cg + blk * kInt8OcBlock;
+          const int oc_count = std::min(kInt8OcBlock, out_cg - blk * kInt8OcBlock);
+          for (int j = 0; j < kInt8OcBlock; ++j) {
+            const bool real = j < oc_count;
+            mul[j] = real ? o.mul[c0 + j] : 0.f;
+            bias[j] = real && o.bias != nullptr ? o.bias[c0 + j] : 0.f;
+            zero[j] = real ? o.input_zero * sums[c0 + j] : 0;
+          }
+          float* y_ptr[kTilePixels];
+          for (int m = 0; m < mr; ++m) y_ptr[m] = out + (px + m) * p.out_c + c0;
+          const TileOutput to{mul,  o.bias != nullptr ? bias : nullptr, zero, o.relu, oc_count,
+                              y_ptr};
+          const int8_t* block = packed + (static_cast<int64_t>(g) * blocks + blk) * block_bytes;
+          if (interior) {
+            Dispatch(mr, strided, taps, quads, block, to);
+          } else {
+            Dispatch(mr, gathered, taps, quads, block, to);
+          }
+        }
+        px += mr;
+      }
+    }
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace hybrid::kernels
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace hybrid::kernels {
+
+HWY_EXPORT(QuantizeU8Impl);
+HWY_EXPORT(Int8Conv2dImpl);
+
+void QuantizeU8(int64_t pixels, int channels, int groups, const ActivationQuant& q, const float* in,
+                uint8_t* out) {
+  HWY_DYNAMIC_DISPATCH(QuantizeU8Impl)(pixels, channels, groups, q, in, out);
+}
+
+void Int8Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
+                const int8_t* packed, const int32_t* sums, const int64_t* offsets,
+                const Int8Output& o, float* out, int row_begin, int row_end) {
+  HWY_DYNAMIC_DISPATCH(Int8Conv2dImpl)
+  (p, in, pad_pixel, packed, sums, offsets, o, out, row_begin, row_end);
+}
+
+}  // namespace hybrid::kernels
+#endif  // HWY_ONCE

@@ -1,0 +1,78 @@
+// Integer (k-bit weights, k-bit activations, k <= 8) convolution: u8 activations times s8 weights
+// summed in int32, the product VNNI's VPDPBUSD computes. Dense layers are 1x1 convolutions of
+// 1x1 images.
+//
+// Conventions shared with the ref backend (docs/ir.md): activations quantize to
+// q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax); signed activations are stored
+// shifted by +128 so that every stored value is a u8, and `input_zero` is the stored value that
+// means 0 (zero_point, plus 128 when signed). The layer computes
+// y[c] = (sum over taps and channels of (stored - input_zero) * w) * mul[c] + bias[c],
+// the sum exact in int32, then one multiply and one add. A padded tap reads the quantized
+// pad value, so zero-padding contributes nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/params.h"
+
+namespace hybrid::kernels {
+
+// Stored channels per pixel and group: rounded up to a multiple of 4 (one VPDPBUSD lane).
+inline int Int8Channels(int channels_per_group) { return (channels_per_group + 3) / 4 * 4; }
+
+// Limits of Int8Conv2d.
+inline constexpr int kMaxInt8Taps = 121;
+inline constexpr int kInt8OcBlock = 16;
+// True when Int8Conv2d can run `p`.
+bool Int8ConvSupported(const Conv2dParams& p);
+
+struct ActivationQuant {
+  float scale = 1.f;
+  int zero_point = 0;
+  int qmin = 0, qmax = 255;
+  int offset = 0;  // 128 for signed activations, else 0
+  // The stored value of 0.
+  int input_zero() const { return zero_point + offset; }
+};
+
+// Quantizes `pixels` NHWC pixels of `channels` floats into stored u8 values, each group's
+// channels padded to Int8Channels with input_zero. out holds pixels * groups * Int8Channels(cg).
+void QuantizeU8(int64_t pixels, int channels, int groups, const ActivationQuant& q, const float* in,
+                uint8_t* out);
+void QuantizeU8Ref(int64_t pixels, int channels, int groups, const ActivationQuant& q,
+                   const float* in, uint8_t* out);
+
+// The stored u8 value of a float (used for the pad value).
+uint8_t QuantizeOneU8(const ActivationQuant& q, float x);
+
+// Size in bytes of packed weights and their layout:
+// [group][oc block of 16][kh][kw][Int8Channels(cg) / 4][16 output channels][4 channels].
+size_t Int8ConvPackedWeightsBytes(const Conv2dParams& p);
+// Packs integer weights [out_c][kh][kw][in_c/groups] (each within s8); missing channels are 0.
+void PackInt8ConvWeights(const Conv2dParams& p, const int8_t* weights, int8_t* packed);
+// Per output channel, the sum of its weights over every tap and channel.
+void Int8ConvWeightSums(const Conv2dParams& p, const int8_t* weights, int32_t* sums);
+// Per output pixel and tap, the byte offset of the input pixel it reads within one image, or -1
+// where it reads the pad pixel.
+void Int8ConvIndirection(const Conv2dParams& p, int64_t* offsets);
+
+struct Int8Output {
+  const float* mul = nullptr;   // out_c values
+  const float* bias = nullptr;  // out_c values or null
+  int32_t input_zero = 0;
+  bool relu = false;
+};
+
+// Convolution of output rows [row_begin, row_end) of batch * out_h. `in` from QuantizeU8,
+// `pad_pixel` one pixel (groups * Int8Channels(cg) bytes) of the quantized pad value, `packed`
+// from PackInt8ConvWeights, `sums` from Int8ConvWeightSums, `offsets` from Int8ConvIndirection.
+void Int8Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
+                const int8_t* packed, const int32_t* sums, const int64_t* offsets,
+                const Int8Output& o, float* out, int row_begin, int row_end);
+// The reference twin, on unpacked weights [out_c][kh][kw][in_c/groups].
+void Int8Conv2dRef(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
+                   const int8_t* weights, const Int8Output& o, float* out, int row_begin,
+                   int row_end);
+
+}  // namespace hybrid::kernels

@@ -1,0 +1,164 @@
+// The integer kernels against their reference twins, bit for bit, on randomized shapes, with the
+// dispatch forced to every SIMD target this machine supports; and the twin against the float
+// reference convolution on the dequantized integers, which ties it to the ref backend.
+#include "kernels/int8.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "kernels/dispatch.h"
+#include "tests/kernels/target_printer.h"
+#include "kernels/ref.h"
+
+namespace hybrid::kernels {
+namespace {
+
+class Int8PerTarget : public ::testing::TestWithParam<Target> {
+ protected:
+  void SetUp() override { ForceTarget(GetParam().bits); }
+  void TearDown() override { ForceTarget(0); }
+};
+
+ActivationQuant RandomQuant(std::mt19937& rng) {
+  auto u = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  ActivationQuant q;
+  const int bits = std::vector<int>{2, 4, 8}[u(0, 2)];
+  q.scale = std::uniform_real_distribution<float>(0.01f, 0.3f)(rng);
+  if (u(0, 1) == 1) {  // signed
+    q.qmin = -(1 << (bits - 1));
+    q.qmax = (1 << (bits - 1)) - 1;
+    q.offset = 128;
+    q.zero_point = 0;
+  } else {
+    q.qmin = 0;
+    q.qmax = (1 << bits) - 1;
+    q.zero_point = u(0, q.qmax);
+  }
+  return q;
+}
+
+std::vector<float> RandomFloats(size_t n, std::mt19937& rng, float range) {
+  std::uniform_real_distribution<float> d(-range, range);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+TEST_P(Int8PerTarget, QuantizeMatchesRef) {
+  std::mt19937 rng(11);
+  for (int channels : {1, 3, 17, 64, 65, 200}) {
+    for (int groups : {1, 2}) {
+      if (channels % groups) continue;
+      ActivationQuant q = RandomQuant(rng);
+      const int64_t pixels = 7;
+      auto x = RandomFloats(pixels * channels, rng, 3.f);
+      x[0] = 0.5f * q.scale;  // a tie: rounds to even
+      const size_t n = pixels * groups * Int8Channels(channels / groups);
+      std::vector<uint8_t> got(n, 0xAB), want(n, 0xCD);
+      QuantizeU8(pixels, channels, groups, q, x.data(), got.data());
+      QuantizeU8Ref(pixels, channels, groups, q, x.data(), want.data());
+      EXPECT_EQ(got, want) << "channels " << channels;
+    }
+  }
+}
+
+TEST_P(Int8PerTarget, ConvMatchesRefBitForBit) {
+  std::mt19937 rng(13);
+  auto u = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  int checked = 0;
+  for (int in_c : {1, 3, 17, 63, 64, 65, 200}) {
+    for (int trial = 0; trial < 10; ++trial) {
+      Conv2dParams p;
+      p.batch = u(1, 2);
+      p.groups = in_c % 2 == 0 && u(0, 3) == 0 ? 2 : 1;
+      p.in_c = in_c;
+      p.out_c = p.groups * u(1, 40);
+      p.in_h = u(1, 9);
+      p.in_w = u(0, 3) == 0 ? u(10, 24) : u(1, 9);
+      p.kernel_h = u(1, 3);
+      p.kernel_w = u(1, 3);
+      p.stride_h = p.stride_w = u(1, 2);
+      p.dilation_h = u(1, 2);
+      p.dilation_w = u(1, 2);
+      p.pad_top = u(0, 2);
+      p.pad_left = u(0, 2);
+      const int pb = u(0, 2), pr = u(0, 2);
+      const int sh = p.in_h + p.pad_top + pb - ((p.kernel_h - 1) * p.dilation_h + 1);
+      const int sw = p.in_w + p.pad_left + pr - ((p.kernel_w - 1) * p.dilation_w + 1);
+      if (sh < 0 || sw < 0) continue;
+      p.out_h = sh / p.stride_h + 1;
+      p.out_w = sw / p.stride_w + 1;
+      ASSERT_TRUE(Int8ConvSupported(p));
+      ActivationQuant q = RandomQuant(rng);
+      const int cg = in_c / p.groups, taps = p.kernel_h * p.kernel_w;
+      const int wbits = std::vector<int>{2, 4, 8}[u(0, 2)];
+      const int wmax = (1 << (wbits - 1)) - 1;
+      std::vector<int8_t> w(static_cast<size_t>(p.out_c) * taps * cg);
+      for (int8_t& v : w) v = static_cast<int8_t>(u(-wmax, wmax));
+      auto x = RandomFloats(static_cast<size_t>(p.batch) * p.in_h * p.in_w * in_c, rng, 2.f);
+      std::vector<uint8_t> qx(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
+                              Int8Channels(cg));
+      QuantizeU8Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, in_c, p.groups, q, x.data(),
+                    qx.data());
+      std::vector<uint8_t> pad(static_cast<size_t>(p.groups) * Int8Channels(cg),
+                               QuantizeOneU8(q, u(0, 1) ? 0.f : 0.7f));
+      std::vector<int8_t> packed(Int8ConvPackedWeightsBytes(p));
+      PackInt8ConvWeights(p, w.data(), packed.data());
+      std::vector<int32_t> sums(p.out_c);
+      Int8ConvWeightSums(p, w.data(), sums.data());
+      std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
+      Int8ConvIndirection(p, offsets.data());
+      auto mul = RandomFloats(p.out_c, rng, 0.1f);
+      auto bias = RandomFloats(p.out_c, rng, 1.f);
+      Int8Output o{mul.data(), u(0, 1) ? bias.data() : nullptr, q.input_zero(), u(0, 1) == 1};
+      const size_t n = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
+      std::vector<float> got(n, -7.f), want(n, 7.f);
+      const int rows = p.batch * p.out_h;
+      Int8Conv2d(p, qx.data(), pad.data(), packed.data(), sums.data(), offsets.data(), o,
+                 got.data(), 0, rows / 2);
+      Int8Conv2d(p, qx.data(), pad.data(), packed.data(), sums.data(), offsets.data(), o,
+                 got.data(), rows / 2, rows);
+      Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), o, want.data(), 0, rows);
+      ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 50);
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, Int8PerTarget, ::testing::ValuesIn(SupportedTargets()),
+                         [](const auto& param_info) { return param_info.param.name; });
+
+TEST(Int8Conv2dRef, EqualsFloatConvolutionOfDequantizedValues) {
+  std::mt19937 rng(17);
+  Conv2dParams p;
+  p.in_h = p.in_w = 5;
+  p.in_c = 6;
+  p.out_c = 4;
+  p.kernel_h = p.kernel_w = 3;
+  p.pad_top = p.pad_left = 1;
+  p.out_h = p.out_w = 5;
+  ActivationQuant q;
+  q.scale = 0.1f;
+  q.zero_point = 7;
+  q.qmax = 15;
+  auto x = RandomFloats(5 * 5 * 6, rng, 1.f);
+  std::vector<int8_t> w(4 * 9 * 6);
+  for (int8_t& v : w) v = static_cast<int8_t>(std::uniform_int_distribution<int>(-7, 7)(rng));
+  std::vector<uint8_t> qx(5 * 5 * 8);
+  QuantizeU8Ref(25, 6, 1, q, x.data(), qx.data());
+  std::vector<uint8_t> pad(8, static_cast<uint8_t>(q.input_zero()));
+  std::vector<float> mul(4, 1.f), got(100), want(100);
+  Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), Int8Output{mul.data(), nullptr, 7, false},
+                got.data(), 0, 5);
+  // The same sums in float: integers (q - zp) and w, small enough to be exact.
+  std::vector<float> fx(5 * 5 * 6), fw(w.begin(), w.end());
+  for (int i = 0; i < 150; ++i) fx[i] = static_cast<float>(qx[i / 6 * 8 + i % 6] - 7);
+  Conv2dF32Ref(p, fx.data(), fw.data(), nullptr, want.data(), 0, 5);
+  EXPECT_EQ(got, want);
+}
+
+}  // namespace
+}  // namespace hybrid::kernels
