@@ -131,56 +131,68 @@ constexpr int kVecs = kInt8OcBlock / kLanes32;
 // Pixels per tile: about 8 accumulators.
 constexpr int kTilePixels = kVecs == 1 ? 8 : kVecs == 2 ? 4 : 2;
 
-template <int MR, class Src>
-HWY_INLINE void Tile(const Src& src, int taps, int quads, const int8_t* block,
-                     const TileOutput& out) {
+// MR pixels times NB blocks of 16 output channels: with two blocks per tile on AVX-512 each
+// broadcast input quad feeds two multiply-accumulates.
+template <int MR, int NB, class Src>
+HWY_INLINE void Tile(const Src& src, int taps, int quads, const int8_t* block, int64_t block_bytes,
+                     const TileOutput* outs) {
   const DI32 d;
-  VI32 acc[MR][kVecs];
+  constexpr int kAcc = NB * kVecs;
+  VI32 acc[MR][kAcc];
   for (int m = 0; m < MR; ++m) {
-    for (int j = 0; j < kVecs; ++j) acc[m][j] = hn::Zero(d);
+    for (int j = 0; j < kAcc; ++j) acc[m][j] = hn::Zero(d);
   }
   for (int t = 0; t < taps; ++t) {
     const uint8_t* x[MR];
     for (int m = 0; m < MR; ++m) x[m] = src.At(m, t);
     const int8_t* wt = block + static_cast<int64_t>(t) * quads * kInt8OcBlock * 4;
     for (int k = 0; k < quads; ++k) {
-      VI32 wv[kVecs];
-      for (int j = 0; j < kVecs; ++j) {
-        wv[j] = hn::LoadU(
-            d, reinterpret_cast<const int32_t*>(wt + (k * kInt8OcBlock + j * kLanes32) * 4));
+      VI32 wv[kAcc];
+      for (int nb = 0; nb < NB; ++nb) {
+        for (int j = 0; j < kVecs; ++j) {
+          wv[nb * kVecs + j] =
+              hn::LoadU(d, reinterpret_cast<const int32_t*>(wt + nb * block_bytes +
+                                                            (k * kInt8OcBlock + j * kLanes32) * 4));
+        }
       }
       for (int m = 0; m < MR; ++m) {
         int32_t quad;
         std::memcpy(&quad, x[m] + 4 * k, 4);
         const VI32 xv = hn::Set(d, quad);
-        for (int j = 0; j < kVecs; ++j) acc[m][j] = Dot4(d, acc[m][j], xv, wv[j]);
+        for (int j = 0; j < kAcc; ++j) acc[m][j] = Dot4(d, acc[m][j], xv, wv[j]);
       }
     }
   }
   const hn::Rebind<float, DI32> df;
-  for (int m = 0; m < MR; ++m) {
-    HWY_ALIGN float partial[kInt8OcBlock];
-    float* y = out.oc_count == kInt8OcBlock ? out.y[m] : partial;
-    for (int j = 0; j < kVecs; ++j) {
-      const VI32 dot = hn::Sub(acc[m][j], hn::LoadU(d, out.zero + j * kLanes32));
-      auto v = hn::Mul(hn::ConvertTo(df, dot), hn::LoadU(df, out.mul + j * kLanes32));
-      if (out.bias != nullptr) v = hn::Add(v, hn::LoadU(df, out.bias + j * kLanes32));
-      if (out.relu) v = hn::Max(v, hn::Zero(df));
-      hn::StoreU(v, df, y + j * kLanes32);
+  for (int nb = 0; nb < NB; ++nb) {
+    const TileOutput& out = outs[nb];
+    for (int m = 0; m < MR; ++m) {
+      HWY_ALIGN float partial[kInt8OcBlock];
+      float* y = out.oc_count == kInt8OcBlock ? out.y[m] : partial;
+      for (int j = 0; j < kVecs; ++j) {
+        const VI32 dot = hn::Sub(acc[m][nb * kVecs + j], hn::LoadU(d, out.zero + j * kLanes32));
+        auto v = hn::Mul(hn::ConvertTo(df, dot), hn::LoadU(df, out.mul + j * kLanes32));
+        if (out.bias != nullptr) v = hn::Add(v, hn::LoadU(df, out.bias + j * kLanes32));
+        if (out.relu) v = hn::Max(v, hn::Zero(df));
+        hn::StoreU(v, df, y + j * kLanes32);
+      }
+      if (y == partial) std::memcpy(out.y[m], partial, sizeof(float) * out.oc_count);
     }
-    if (y == partial) std::memcpy(out.y[m], partial, sizeof(float) * out.oc_count);
   }
 }
 
-template <class Src>
+// Two blocks per tile where the 16 channels of a block fill one vector (AVX-512).
+constexpr int kPairBlocks = kVecs == 1 ? 2 : 1;
+
+template <int NB, class Src>
 HWY_INLINE void Dispatch(int mr, const Src& src, int taps, int quads, const int8_t* block,
-                         const TileOutput& to) {
+                         int64_t block_bytes, const TileOutput* to) {
   if (mr == kTilePixels) {
-    Tile<kTilePixels>(src, taps, quads, block, to);
+    Tile<kTilePixels, NB>(src, taps, quads, block, block_bytes, to);
   } else if (mr == kTilePixels / 2) {
-    Tile<kTilePixels / 2>(src, taps, quads, block, to);
+    Tile<kTilePixels / 2, NB>(src, taps, quads, block, block_bytes, to);
   } else {
-    Tile<1>(src, taps, quads, block, to);
+    Tile<1, NB>(src, taps, quads, block, block_bytes, to);
   }
 }
 
@@ -197,7 +209,7 @@ void Int8Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad
   const int blocks = (out_cg + kInt8OcBlock - 1) / kInt8OcBlock;
   const int64_t block_bytes = static_cast<int64_t>(taps) * stored * kInt8OcBlock;
   const int chunk = static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>(blocks, kBlockChunkBytes / block_bytes)));
+      std::min<int64_t>(blocks, std::max<int64_t>(kPairBlocks, kBlockChunkBytes / block_bytes)));
   const int64_t pixel_bytes = static_cast<int64_t>(p.groups) * stored;
   const int64_t image_bytes = static_cast<int64_t>(p.in_h) * p.in_w * pixel_bytes;
   const int64_t pixel_step = p.stride_w * pixel_bytes;
@@ -209,8 +221,9 @@ void Int8Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad
                         : (p.in_w - 1 + p.pad_left - span_w) / p.stride_w + 1;
   const uint8_t* src_taps[kTilePixels * kMaxInt8Taps];
   const uint8_t* tap_base[kMaxInt8Taps];
-  HWY_ALIGN float mul[kInt8OcBlock], bias[kInt8OcBlock];
-  HWY_ALIGN int32_t zero[kInt8OcBlock];
+  HWY_ALIGN float mul[2][kInt8OcBlock], bias[2][kInt8OcBlock];
+  HWY_ALIGN int32_t zero[2][kInt8OcBlock];
+  float* y_ptr[2][kTilePixels];
   const int64_t px_begin = static_cast<int64_t>(row_begin) * p.out_w;
   const int64_t px_end = static_cast<int64_t>(row_end) * p.out_w;
   const int64_t plane = static_cast<int64_t>(p.out_h) * p.out_w;
@@ -242,25 +255,36 @@ void Int8Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad
         }
         const Gathered gathered{src_taps, taps};
         const Strided strided{tap_base, pixel_step};
-        for (int blk = blk0; blk < blk1; ++blk) {
-          const int c0 = g * out_cg + blk * kInt8OcBlock;
-          const int oc_count = std::min(kInt8OcBlock, out_cg - blk * kInt8OcBlock);
-          for (int j = 0; j < kInt8OcBlock; ++j) {
-            const bool real = j < oc_count;
-            mul[j] = real ? o.mul[c0 + j] : 0.f;
-            bias[j] = real && o.bias != nullptr ? o.bias[c0 + j] : 0.f;
-            zero[j] = real ? o.input_zero * sums[c0 + j] : 0;
+        for (int blk = blk0; blk < blk1;) {
+          const int nb = blk + kPairBlocks <= blk1 ? kPairBlocks : 1;
+          TileOutput to[2];
+          for (int b2 = 0; b2 < nb; ++b2) {
+            const int c0 = g * out_cg + (blk + b2) * kInt8OcBlock;
+            const int oc_count = std::min(kInt8OcBlock, out_cg - (blk + b2) * kInt8OcBlock);
+            for (int j = 0; j < kInt8OcBlock; ++j) {
+              const bool real = j < oc_count;
+              mul[b2][j] = real ? o.mul[c0 + j] : 0.f;
+              bias[b2][j] = real && o.bias != nullptr ? o.bias[c0 + j] : 0.f;
+              zero[b2][j] = real ? o.input_zero * sums[c0 + j] : 0;
+            }
+            for (int m = 0; m < mr; ++m) y_ptr[b2][m] = out + (px + m) * p.out_c + c0;
+            to[b2] = TileOutput{mul[b2],  o.bias != nullptr ? bias[b2] : nullptr,
+                                zero[b2], o.relu,
+                                oc_count, y_ptr[b2]};
           }
-          float* y_ptr[kTilePixels];
-          for (int m = 0; m < mr; ++m) y_ptr[m] = out + (px + m) * p.out_c + c0;
-          const TileOutput to{mul,  o.bias != nullptr ? bias : nullptr, zero, o.relu, oc_count,
-                              y_ptr};
           const int8_t* block = packed + (static_cast<int64_t>(g) * blocks + blk) * block_bytes;
-          if (interior) {
-            Dispatch(mr, strided, taps, quads, block, to);
+          if (nb == 2) {
+            if (interior) {
+              Dispatch<kPairBlocks>(mr, strided, taps, quads, block, block_bytes, to);
+            } else {
+              Dispatch<kPairBlocks>(mr, gathered, taps, quads, block, block_bytes, to);
+            }
+          } else if (interior) {
+            Dispatch<1>(mr, strided, taps, quads, block, block_bytes, to);
           } else {
-            Dispatch(mr, gathered, taps, quads, block, to);
+            Dispatch<1>(mr, gathered, taps, quads, block, block_bytes, to);
           }
+          blk += nb;
         }
         px += mr;
       }
