@@ -135,6 +135,45 @@ void BM_Int8(benchmark::State& state, const Shape& s) {
   Report(state, s);
 }
 
+// The whole 2-bit layer: quantizing the float input into two bit planes, then Bit2Conv2d.
+void BM_Bit2(benchmark::State& state, const Shape& s) {
+  kernels::Conv2dParams p = s.Params();
+  p.pad_value = 0.f;
+  auto x = Random(static_cast<size_t>(p.in_h) * p.in_w * p.in_c, 1);
+  const int taps = p.kernel_h * p.kernel_w;
+  std::vector<int8_t> w(static_cast<size_t>(p.out_c) * taps * p.in_c);
+  std::mt19937 rng(3);
+  for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
+  kernels::ActivationQuant q;
+  q.scale = 0.3f;
+  q.zero_point = 1;
+  q.qmax = 3;
+  const size_t pixel_words = static_cast<size_t>(kernels::PackedWords(p.in_c)) * 2;
+  std::vector<uint64_t> planes(static_cast<size_t>(p.in_h) * p.in_w * pixel_words);
+  std::vector<uint64_t> pad(pixel_words);
+  kernels::Bit2PadPixel(p, q, pad.data());
+  std::vector<uint64_t> packed(kernels::Bit2ConvPackedWeightsWords(p));
+  kernels::PackBit2ConvWeights(p, w.data(), packed.data());
+  std::vector<int32_t> zero(p.out_c);
+  kernels::Int8ConvWeightSums(p, w.data(), zero.data());
+  std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
+  kernels::BinaryConvIndirection(p, offsets.data());
+  std::vector<float> mul(p.out_c, 0.01f), out(static_cast<size_t>(p.out_h) * p.out_w * p.out_c);
+  kernels::BinaryOutput o{mul.data(), nullptr, false};
+  engine::ThreadPool pool(g_threads);
+  auto rows = [&](size_t begin, size_t end) {
+    kernels::Bit2Conv2d(p, planes.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o,
+                        out.data(), static_cast<int>(begin), static_cast<int>(end));
+  };
+  for (auto _ : state) {
+    kernels::QuantizeBitplanes2(static_cast<int64_t>(p.in_h) * p.in_w, p.in_c, 1, q, x.data(),
+                                planes.data());
+    pool.ParallelFor(static_cast<size_t>(p.out_h), 1, rows);
+    benchmark::DoNotOptimize(out.data());
+  }
+  Report(state, s);
+}
+
 void BM_OneDnn(benchmark::State& state, const Shape& s, bool int8) {
   using dnnl::memory;
   using Tag = memory::format_tag;
@@ -289,6 +328,7 @@ int main(int argc, char** argv) {
   for (const Shape& s : kShapes) {
     std::string shape = s.name;
     benchmark::RegisterBenchmark(("conv/binary/" + shape).c_str(), BM_Binary, s)->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/bit2/" + shape).c_str(), BM_Bit2, s)->UseRealTime();
     benchmark::RegisterBenchmark(("conv/int8/" + shape).c_str(), BM_Int8, s)->UseRealTime();
     benchmark::RegisterBenchmark(("conv/onednn_f32/" + shape).c_str(), BM_OneDnn, s, false)
         ->UseRealTime();
@@ -316,7 +356,8 @@ int main(int argc, char** argv) {
       return it == reporter.gmacs_.end() ? NAN : it->second;
     };
     const double f32 = get("onednn_f32"), i8 = get("onednn_int8");
-    for (const char* impl : {"binary", "int8", "onednn_f32", "onednn_int8", "xnnpack_f32"}) {
+    for (const char* impl :
+         {"binary", "bit2", "int8", "onednn_f32", "onednn_int8", "xnnpack_f32"}) {
       const double g = get(impl);
       if (std::isnan(g)) continue;
       std::printf("%-16s %-12s %10.1f %11.2fx %11.2fx\n", s.name, impl, g, g / f32, g / i8);

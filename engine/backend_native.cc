@@ -143,6 +143,61 @@ class IntegerKernel : public Kernel {
   ThreadPool* pool_ = nullptr;
 };
 
+// A 2-bit layer (int2 weights and activations): bit planes and popcounts instead of bytes.
+class Bit2Kernel : public Kernel {
+ public:
+  static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx) {
+    auto k = std::unique_ptr<Bit2Kernel>(new Bit2Kernel(MakeIntegerLayer(ctx)));
+    const kernels::Conv2dParams& p = k->layer_.p;
+    const int taps = p.kernel_h * p.kernel_w;
+    const size_t pixel_words =
+        static_cast<size_t>(p.groups) * kernels::PackedWords(p.in_c / p.groups) * 2;
+    k->pixels_ = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
+    k->packed_w_ = MakeAligned<uint64_t>(kernels::Bit2ConvPackedWeightsWords(p));
+    k->planes_ = MakeAligned<uint64_t>(static_cast<size_t>(k->pixels_) * pixel_words);
+    if (!k->packed_w_ || !k->planes_) return Error("out of memory packing a 2-bit layer");
+    kernels::PackBit2ConvWeights(p, k->layer_.weights.data(), k->packed_w_.get());
+    k->pad_.resize(pixel_words);
+    kernels::Bit2PadPixel(p, k->layer_.act, k->pad_.data());
+    k->zero_.resize(p.out_c);
+    kernels::Int8ConvWeightSums(p, k->layer_.weights.data(), k->zero_.data());
+    const int u_zero = k->layer_.act.zero_point - k->layer_.act.qmin;
+    for (int32_t& z : k->zero_) z *= u_zero;
+    k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
+    kernels::BinaryConvIndirection(p, k->offsets_.data());
+    k->output_ = {k->layer_.mul.data(), ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, false};
+    k->in_ = ctx.inputs[0];
+    k->out_ = ctx.output;
+    k->pool_ = ctx.pool;
+    return std::unique_ptr<Kernel>(std::move(k));
+  }
+
+  Status Run() override {
+    const kernels::Conv2dParams& p = layer_.p;
+    kernels::QuantizeBitplanes2(pixels_, p.in_c, p.groups, layer_.act, in_, planes_.get());
+    auto rows = [&](size_t begin, size_t end) {
+      kernels::Bit2Conv2d(p, planes_.get(), pad_.data(), packed_w_.get(), zero_.data(),
+                          offsets_.data(), output_, out_, static_cast<int>(begin),
+                          static_cast<int>(end));
+    };
+    pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, 1, rows);
+    return Status::Ok();
+  }
+
+ private:
+  explicit Bit2Kernel(IntegerLayer layer) : layer_(std::move(layer)) {}
+  IntegerLayer layer_;
+  AlignedArray<uint64_t> packed_w_, planes_;
+  std::vector<uint64_t> pad_;
+  std::vector<int32_t> zero_;
+  std::vector<int64_t> offsets_;
+  kernels::BinaryOutput output_;
+  int64_t pixels_ = 0;
+  const float* in_ = nullptr;
+  float* out_ = nullptr;
+  ThreadPool* pool_ = nullptr;
+};
+
 class NativeBackend : public Backend {
  public:
   explicit NativeBackend(std::unique_ptr<Backend> float_backend)
@@ -188,7 +243,11 @@ class NativeBackend : public Backend {
   Result<std::unique_ptr<Kernel>> Plan(const NodeContext& ctx) override {
     if (!Own(*ctx.node)) return float_->Plan(ctx);
     HYBRID_RETURN_IF_ERROR(Supports(*ctx.graph, *ctx.node));
-    if (IsIntegerLayer(*QuantizationOf(*ctx.node))) return IntegerKernel::Create(ctx);
+    const graph::Quantization& q = *QuantizationOf(*ctx.node);
+    if (q.weight_precision == Precision::kInt2 && q.activation_precision == Precision::kInt2) {
+      return Bit2Kernel::Create(ctx);
+    }
+    if (IsIntegerLayer(q)) return IntegerKernel::Create(ctx);
     return BinaryConvKernel::Create(ctx);
   }
 

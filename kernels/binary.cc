@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/int8.h"
+
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL
 #endif
@@ -84,14 +86,22 @@ struct TileOutput {
   const float* bias;  // 16 values or null
   bool relu;
   int oc_count;                // channels of the block that exist (the rest is padding)
-  const int32_t* const* corr;  // per pixel: 16 zero-padding corrections, or null
+  const int32_t* const* corr;  // per pixel: 16 values to subtract (zero-padding, zero point)
   float* const* y;             // per pixel: where the block's first channel goes
 };
 
-// dot = k_total - 2 * count - corr, then dot * mul + bias and ReLU, one channel at a time.
+// The integer dot product from a lane's count: binary (one plane) counts disagreeing signs, so
+// dot = k_total - 2 * count; 2-bit (two planes) accumulates the signed sum itself.
+template <int kPlanes>
+HWY_INLINE int32_t DotOf(int32_t k_total, uint64_t count) {
+  return kPlanes == 1 ? k_total - 2 * static_cast<int32_t>(count) : static_cast<int32_t>(count);
+}
+
+// dot - corr, then dot * mul + bias and ReLU, one channel at a time.
+template <int kPlanes>
 HWY_INLINE void TransformScalar(const uint64_t* counts, int m, const TileOutput& o) {
   for (int j = 0; j < o.oc_count; ++j) {
-    int32_t dot = o.k_total - 2 * static_cast<int32_t>(counts[j]);
+    int32_t dot = DotOf<kPlanes>(o.k_total, counts[j]);
     if (o.corr[m] != nullptr) dot -= o.corr[m][j];
     float v = static_cast<float>(dot) * o.mul[j];
     if (o.bias != nullptr) v = v + o.bias[j];
@@ -116,7 +126,11 @@ struct StridedSrc {
 
 // kWords > 0 fixes the words per tap at compile time so that the common channel counts (64, 128,
 // 256, 512) get a fully unrolled inner loop; 0 reads `words` at run time.
-template <int MR, int kWords, class Src>
+//
+// kPlanes 1 (binary): one word of sign bits per 64 channels, counted as popcount(x XOR w).
+// kPlanes 2 (2-bit): two activation bit planes (value = b0 + 2 b1) against the planes of weights
+// +1 and -1, accumulating popcount(b & pos) - popcount(b & neg), the second plane doubled.
+template <int MR, int kWords, int kPlanes, class Src>
 HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uint64_t* block,
                      const TileOutput& out) {
   const int words = kWords > 0 ? kWords : runtime_words;
@@ -134,13 +148,22 @@ HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uin
         for (int t = 0; t < taps; ++t) {
           const uint64_t* src = src_taps.At(m, t);
           for (int w = 0; w < words; ++w) {
-            sum += static_cast<uint64_t>(
-                __builtin_popcountll(src[w] ^ block[(t * words + w) * kBinaryOcBlock + j]));
+            const uint64_t* wp = block + ((t * words + w) * kPlanes) * kBinaryOcBlock + j;
+            if (kPlanes == 1) {
+              sum += static_cast<uint64_t>(__builtin_popcountll(src[w] ^ wp[0]));
+            } else {
+              for (int b = 0; b < 2; ++b) {
+                const uint64_t x = src[w * 2 + b];
+                const int64_t v =
+                    __builtin_popcountll(x & wp[0]) - __builtin_popcountll(x & wp[kBinaryOcBlock]);
+                sum += static_cast<uint64_t>(v << b);
+              }
+            }
           }
         }
         counts[j] = sum;
       }
-      TransformScalar(counts, m, out);
+      TransformScalar<kPlanes>(counts, m, out);
     }
     return;
   }
@@ -152,13 +175,33 @@ HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uin
     const uint64_t* src[MR];
     for (int m = 0; m < MR; ++m) src[m] = src_taps.At(m, t);
     for (int w = 0; w < words; ++w) {
-      const uint64_t* wp = block + (t * words + w) * kBinaryOcBlock;
-      VU64 wv[kVecs];
-      for (int j = 0; j < kVecs; ++j) wv[j] = hn::LoadU(d, wp + j * kLanes);
-      for (int m = 0; m < MR; ++m) {
-        const VU64 x = hn::Set(d, src[m][w]);
+      const uint64_t* wp = block + (t * words + w) * kPlanes * kBinaryOcBlock;
+      if constexpr (kPlanes == 1) {
+        VU64 wv[kVecs];
+        for (int j = 0; j < kVecs; ++j) wv[j] = hn::LoadU(d, wp + j * kLanes);
+        for (int m = 0; m < MR; ++m) {
+          const VU64 x = hn::Set(d, src[m][w]);
+          for (int j = 0; j < kVecs; ++j) {
+            acc[m][j] = hn::Add(acc[m][j], PopCount64(d, hn::Xor(x, wv[j])));
+          }
+        }
+      } else {
+        VU64 pos[kVecs], neg[kVecs];
         for (int j = 0; j < kVecs; ++j) {
-          acc[m][j] = hn::Add(acc[m][j], PopCount64(d, hn::Xor(x, wv[j])));
+          pos[j] = hn::LoadU(d, wp + j * kLanes);
+          neg[j] = hn::LoadU(d, wp + kBinaryOcBlock + j * kLanes);
+        }
+        for (int m = 0; m < MR; ++m) {
+          const VU64 x0 = hn::Set(d, src[m][2 * w]);
+          const VU64 x1 = hn::Set(d, src[m][2 * w + 1]);
+          for (int j = 0; j < kVecs; ++j) {
+            // Lanes may wrap below zero; the final sum fits in 32 bits and is read as signed.
+            const VU64 low =
+                hn::Sub(PopCount64(d, hn::And(x0, pos[j])), PopCount64(d, hn::And(x0, neg[j])));
+            const VU64 high =
+                hn::Sub(PopCount64(d, hn::And(x1, pos[j])), PopCount64(d, hn::And(x1, neg[j])));
+            acc[m][j] = hn::Add(acc[m][j], hn::Add(low, hn::Add(high, high)));
+          }
         }
       }
     }
@@ -167,7 +210,7 @@ HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uin
   for (int m = 0; m < MR; ++m) {
     HWY_ALIGN uint64_t counts[kBinaryOcBlock];
     for (int j = 0; j < kVecs; ++j) hn::StoreU(acc[m][j], d, counts + j * kLanes);
-    TransformScalar(counts, m, out);
+    TransformScalar<kPlanes>(counts, m, out);
   }
 #else
   // Counts fit in 32 bits: the even 32-bit halves of two u64 vectors make one i32 vector.
@@ -181,7 +224,7 @@ HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uin
     for (int q = 0; q < kVecs / 2; ++q) {
       const auto counts =
           hn::ConcatEven(di, hn::BitCast(di, acc[m][2 * q + 1]), hn::BitCast(di, acc[m][2 * q]));
-      auto dot = hn::Sub(k_total, hn::Add(counts, counts));
+      auto dot = kPlanes == 1 ? hn::Sub(k_total, hn::Add(counts, counts)) : counts;
       if (out.corr[m] != nullptr) dot = hn::Sub(dot, hn::LoadU(di, out.corr[m] + q * kLanes32));
       auto v = hn::Mul(hn::ConvertTo(df, dot), hn::LoadU(df, out.mul + q * kLanes32));
       if (out.bias != nullptr) v = hn::Add(v, hn::LoadU(df, out.bias + q * kLanes32));
@@ -198,53 +241,59 @@ HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uin
 constexpr int kTilePixels = HWY_LANES(uint64_t) >= 8 ? 8 : 2;
 constexpr int kHalfTile = kTilePixels / 2;
 
-template <int MR, class Src>
+template <int MR, int kPlanes, class Src>
 HWY_INLINE void TileAnyWords(const Src& src_taps, int taps, int words, const uint64_t* block,
                              const TileOutput& out) {
   switch (words) {
     case 1:
-      return Tile<MR, 1, Src>(src_taps, taps, words, block, out);
+      return Tile<MR, 1, kPlanes, Src>(src_taps, taps, words, block, out);
     case 2:
-      return Tile<MR, 2, Src>(src_taps, taps, words, block, out);
+      return Tile<MR, 2, kPlanes, Src>(src_taps, taps, words, block, out);
     case 4:
-      return Tile<MR, 4, Src>(src_taps, taps, words, block, out);
+      return Tile<MR, 4, kPlanes, Src>(src_taps, taps, words, block, out);
     case 8:
-      return Tile<MR, 8, Src>(src_taps, taps, words, block, out);
+      return Tile<MR, 8, kPlanes, Src>(src_taps, taps, words, block, out);
     default:
-      return Tile<MR, 0, Src>(src_taps, taps, words, block, out);
+      return Tile<MR, 0, kPlanes, Src>(src_taps, taps, words, block, out);
   }
 }
 // Weight bytes of the blocks one pass over a row keeps hot in L1 (or L2 for the widest layers).
 constexpr int64_t kBlockChunkBytes = 48 * 1024;
 
-template <class Src>
+template <int kPlanes, class Src>
 HWY_INLINE void Dispatch(int mr, const Src& src, int taps, int words, const uint64_t* block,
                          const TileOutput& to) {
   if (mr == kTilePixels) {
-    TileAnyWords<kTilePixels>(src, taps, words, block, to);
+    TileAnyWords<kTilePixels, kPlanes>(src, taps, words, block, to);
   } else if (mr == kHalfTile) {
-    TileAnyWords<kHalfTile>(src, taps, words, block, to);
+    TileAnyWords<kHalfTile, kPlanes>(src, taps, words, block, to);
   } else {
-    TileAnyWords<1>(src, taps, words, block, to);
+    TileAnyWords<1, kPlanes>(src, taps, words, block, to);
   }
 }
 
-void BinaryConv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
-                      const int32_t* tap_sums, const int64_t* offsets, const BinaryOutput& o,
-                      float* out, int row_begin, int row_end) {
+// The convolution driver shared by the binary and 2-bit kernels. Binary pads with kZeroWords
+// (+1 signs) and corrects zero-padded taps with `tap_sums`; 2-bit reads `pad_pixel` and
+// subtracts `zero` (the zero point times each channel's weight sum) from every output.
+template <int kPlanes>
+void BitConv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
+               const uint64_t* packed, const int32_t* tap_sums, const int32_t* zero,
+               const int64_t* offsets, const BinaryOutput& o, float* out, int row_begin,
+               int row_end) {
   const int cg = p.in_c / p.groups;
   const int out_cg = p.out_c / p.groups;
   const int words = PackedWords(cg);
+  const int plane_words = words * kPlanes;  // per pixel and group
   const int taps = p.kernel_h * p.kernel_w;
   const int blocks = (out_cg + kBinaryOcBlock - 1) / kBinaryOcBlock;
-  const int64_t block_words = static_cast<int64_t>(taps) * words * kBinaryOcBlock;
+  const int64_t block_words = static_cast<int64_t>(taps) * plane_words * kBinaryOcBlock;
   const int chunk = static_cast<int>(
       std::max<int64_t>(1, std::min<int64_t>(blocks, kBlockChunkBytes / (block_words * 8))));
-  const int64_t image_words = static_cast<int64_t>(p.in_h) * p.in_w * p.groups * words;
-  const bool zero_padding = p.pad_value == 0.f;
+  const int64_t image_words = static_cast<int64_t>(p.in_h) * p.in_w * p.groups * plane_words;
+  const bool zero_padding = kPlanes == 1 && p.pad_value == 0.f;
   const uint64_t* src_taps[kTilePixels * kMaxBinaryTaps];
   const uint64_t* tap_base[kMaxBinaryTaps];
-  const int64_t pixel_step = static_cast<int64_t>(p.stride_w) * p.groups * words;
+  const int64_t pixel_step = static_cast<int64_t>(p.stride_w) * p.groups * plane_words;
   // Output columns [ox_lo, ox_hi) and rows whose every tap lies inside the input.
   const int span_w = (p.kernel_w - 1) * p.dilation_w;
   const int span_h = (p.kernel_h - 1) * p.dilation_h;
@@ -259,7 +308,9 @@ void BinaryConv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t*
   const int64_t px_begin = static_cast<int64_t>(row_begin) * p.out_w;
   const int64_t px_end = static_cast<int64_t>(row_end) * p.out_w;
   const int64_t plane = static_cast<int64_t>(p.out_h) * p.out_w;
+  HWY_ALIGN int32_t block_zero[kBinaryOcBlock];
   for (int g = 0; g < p.groups; ++g) {
+    const uint64_t* pad = kPlanes == 1 ? kZeroWords : pad_pixel + g * plane_words;
     for (int blk0 = 0; blk0 < blocks; blk0 += chunk) {
       const int blk1 = std::min(blocks, blk0 + chunk);
       for (int64_t px = px_begin; px < px_end;) {
@@ -269,7 +320,7 @@ void BinaryConv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t*
         const uint64_t* images[kTilePixels];
         for (int m = 0; m < mr; ++m) {
           offs[m] = offsets + ((px + m) % plane) * taps;
-          images[m] = in + ((px + m) / plane) * image_words + g * words;
+          images[m] = in + ((px + m) / plane) * image_words + g * plane_words;
         }
         const int ox = static_cast<int>(px % p.out_w);
         const int oy = static_cast<int>((px / p.out_w) % p.out_h);
@@ -279,26 +330,32 @@ void BinaryConv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t*
                               ox >= ox_lo && ox + mr <= ox_hi;
         bool padded[kTilePixels] = {};
         if (interior) {
-          for (int t = 0; t < taps; ++t) tap_base[t] = images[0] + offs[0][t];
+          for (int t = 0; t < taps; ++t) tap_base[t] = images[0] + offs[0][t] * kPlanes;
         } else {
           for (int m = 0; m < mr; ++m) {
             for (int t = 0; t < taps; ++t) {
               const int64_t off = offs[m][t];
               padded[m] |= off < 0;
-              src_taps[m * taps + t] = off >= 0 ? images[m] + off : kZeroWords;
+              src_taps[m * taps + t] = off >= 0 ? images[m] + off * kPlanes : pad;
             }
           }
         }
         const GatheredSrc gathered{src_taps, taps};
         const StridedSrc strided{tap_base, pixel_step};
+        (void)pad;
         for (int blk = blk0; blk < blk1; ++blk) {
           const int oc0 = blk * kBinaryOcBlock;  // within the group
           const int c0 = g * out_cg + oc0;       // within the layer
           const int oc_count = std::min(kBinaryOcBlock, out_cg - oc0);
           const int32_t* corr_ptr[kTilePixels] = {};
           float* y_ptr[kTilePixels] = {};
+          if (kPlanes == 2) {
+            for (int j = 0; j < kBinaryOcBlock; ++j)
+              block_zero[j] = j < oc_count ? zero[c0 + j] : 0;
+          }
           for (int m = 0; m < mr; ++m) {
             y_ptr[m] = out + (px + m) * p.out_c + c0;
+            if (kPlanes == 2) corr_ptr[m] = block_zero;
             if (!zero_padding || !padded[m]) continue;
             for (int j = 0; j < kBinaryOcBlock; ++j) {
               int32_t sum = 0;
@@ -324,12 +381,74 @@ void BinaryConv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t*
           }
           const uint64_t* block = packed + (static_cast<int64_t>(g) * blocks + blk) * block_words;
           if (interior) {
-            Dispatch(mr, strided, taps, words, block, to);
+            Dispatch<kPlanes>(mr, strided, taps, words, block, to);
           } else {
-            Dispatch(mr, gathered, taps, words, block, to);
+            Dispatch<kPlanes>(mr, gathered, taps, words, block, to);
           }
         }
         px += mr;
+      }
+    }
+  }
+}
+
+void BinaryConv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
+                      const int32_t* tap_sums, const int64_t* offsets, const BinaryOutput& o,
+                      float* out, int row_begin, int row_end) {
+  BitConv2d<1>(p, in, nullptr, packed, tap_sums, nullptr, offsets, o, out, row_begin, row_end);
+}
+
+void Bit2Conv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
+                    const uint64_t* packed, const int32_t* zero, const int64_t* offsets,
+                    const BinaryOutput& o, float* out, int row_begin, int row_end) {
+  BitConv2d<2>(p, in, pad_pixel, packed, nullptr, zero, offsets, o, out, row_begin, row_end);
+}
+
+// Stored 2-bit values u = clamp(round(x / scale) + zero_point, qmin, qmax) - qmin in [0, 3], as
+// two bit planes per word of 64 channels.
+void QuantizeBitplanes2Impl(int64_t pixels, int channels, int groups, const ActivationQuant& q,
+                            const float* in, uint64_t* out) {
+  const hn::ScalableTag<float> df;
+  const int n = static_cast<int>(hn::Lanes(df));
+  const int cg = channels / groups;
+  const int words = PackedWords(cg);
+  const auto scale = hn::Set(df, q.scale);
+  const auto shift = hn::Set(df, static_cast<float>(q.zero_point - q.qmin));
+  const auto hi = hn::Set(df, static_cast<float>(q.qmax - q.qmin));
+  const auto one = hn::Set(df, 1.f), two = hn::Set(df, 2.f), three = hn::Set(df, 3.f);
+  for (int64_t px = 0; px < pixels; ++px) {
+    const float* x = in + px * channels;
+    for (int g = 0; g < groups; ++g) {
+      for (int w = 0; w < words; ++w) {
+        const int c0 = g * cg + w * 64;
+        const int count = std::min(64, cg - w * 64);
+        uint64_t b0 = 0, b1 = 0;
+        int c = 0;
+        if (n <= 64) {
+          for (; c + n <= count; c += n) {
+            auto u = hn::Add(hn::Round(hn::Div(hn::LoadU(df, x + c0 + c), scale)), shift);
+            u = hn::Min(hn::Max(u, hn::Zero(df)), hi);
+            uint8_t m0[8] = {}, m1[8] = {};
+            hn::StoreMaskBits(df, hn::Or(hn::Eq(u, one), hn::Eq(u, three)), m0);
+            hn::StoreMaskBits(df, hn::Ge(u, two), m1);
+            uint64_t v0 = 0, v1 = 0;
+            std::memcpy(&v0, m0, sizeof(v0));
+            std::memcpy(&v1, m1, sizeof(v1));
+            if (n < 64) {
+              v0 &= (uint64_t{1} << n) - 1;
+              v1 &= (uint64_t{1} << n) - 1;
+            }
+            b0 |= v0 << c;
+            b1 |= v1 << c;
+          }
+        }
+        for (; c < count; ++c) {
+          const int u = QuantizeOneU8(q, x[c0 + c]) - q.offset - q.qmin;
+          b0 |= static_cast<uint64_t>(u & 1) << c;
+          b1 |= static_cast<uint64_t>((u >> 1) & 1) << c;
+        }
+        *out++ = b0;
+        *out++ = b1;
       }
     }
   }
@@ -344,6 +463,20 @@ namespace hybrid::kernels {
 
 HWY_EXPORT(BitpackF32Impl);
 HWY_EXPORT(BinaryConv2dImpl);
+HWY_EXPORT(Bit2Conv2dImpl);
+HWY_EXPORT(QuantizeBitplanes2Impl);
+
+void Bit2Conv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
+                const uint64_t* packed, const int32_t* zero, const int64_t* offsets,
+                const BinaryOutput& o, float* out, int row_begin, int row_end) {
+  HWY_DYNAMIC_DISPATCH(Bit2Conv2dImpl)
+  (p, in, pad_pixel, packed, zero, offsets, o, out, row_begin, row_end);
+}
+
+void QuantizeBitplanes2(int64_t pixels, int channels, int groups, const ActivationQuant& q,
+                        const float* in, uint64_t* out) {
+  HWY_DYNAMIC_DISPATCH(QuantizeBitplanes2Impl)(pixels, channels, groups, q, in, out);
+}
 
 void BitpackF32(int64_t pixels, int channels, int groups, const float* thresholds, const float* in,
                 uint64_t* out) {

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/int8.h"
 #include "kernels/params.h"
 
 namespace hybrid::kernels {
@@ -66,5 +67,34 @@ void BinaryConv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* pac
 // The reference twin: the same contract, straight from the definition, on unpacked signs.
 void BinaryConv2dRef(const Conv2dParams& p, const uint64_t* in, const float* weights,
                      const BinaryOutput& o, float* out, int row_begin, int row_end);
+
+// 2-bit layers, bit-serial: weights in {-1, 0, +1} (int2), activations of 4 levels (int2).
+// Activations are stored as u = clamp(round(x / scale) + zero_point, qmin, qmax) - qmin in
+// [0, 3], in two bit planes (u = b0 + 2 * b1): per pixel and group, PackedWords(cg) pairs of
+// words (b0, b1). The layer's integer sum is sum (u - u_zero) * w with u_zero = zero_point - qmin,
+// the same as the integer kernels' (docs/ir.md).
+void QuantizeBitplanes2(int64_t pixels, int channels, int groups, const ActivationQuant& q,
+                        const float* in, uint64_t* out);
+void QuantizeBitplanes2Ref(int64_t pixels, int channels, int groups, const ActivationQuant& q,
+                           const float* in, uint64_t* out);
+
+// One pixel of the quantized pad value in 2-bit planes: groups * PackedWords(cg) * 2 words.
+void Bit2PadPixel(const Conv2dParams& p, const ActivationQuant& q, uint64_t* pad);
+
+// Size in words of packed 2-bit weights: [group][oc block][kh][kw][word][+1 plane, -1 plane][16].
+size_t Bit2ConvPackedWeightsWords(const Conv2dParams& p);
+// Packs weights [out_c][kh][kw][in_c/groups], each in {-1, 0, +1}.
+void PackBit2ConvWeights(const Conv2dParams& p, const int8_t* weights, uint64_t* packed);
+
+// 2-bit convolution of output rows [row_begin, row_end). `offsets` from BinaryConvIndirection,
+// `zero[c]` = u_zero * (sum of channel c's weights) (Int8ConvWeightSums), `pad_pixel` from
+// Bit2PadPixel. The output transform is BinaryOutput's, on the integer sum.
+void Bit2Conv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
+                const uint64_t* packed, const int32_t* zero, const int64_t* offsets,
+                const BinaryOutput& o, float* out, int row_begin, int row_end);
+// The reference twin, on unpacked weights and the zero value u_zero.
+void Bit2Conv2dRef(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
+                   const int8_t* weights, int u_zero, const BinaryOutput& o, float* out,
+                   int row_begin, int row_end);
 
 }  // namespace hybrid::kernels

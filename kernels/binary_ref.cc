@@ -1,5 +1,6 @@
 // Plan-time packing for the binary kernels and their reference twins, in plain C++.
 #include <cstring>
+#include <vector>
 
 #include "kernels/binary.h"
 
@@ -120,6 +121,95 @@ void BinaryConv2dRef(const Conv2dParams& p, const uint64_t* in, const float* wei
         float v = static_cast<float>(dot) * o.mul[oc];
         if (o.bias != nullptr) v = v + o.bias[oc];
         out[((static_cast<int64_t>(row) * p.out_w + ox) * p.out_c) + oc] =
+            o.relu && v < 0.f ? 0.f : v;
+      }
+    }
+  }
+}
+
+void QuantizeBitplanes2Ref(int64_t pixels, int channels, int groups, const ActivationQuant& q,
+                           const float* in, uint64_t* out) {
+  const int cg = channels / groups;
+  const int words = PackedWords(cg);
+  for (int64_t px = 0; px < pixels; ++px) {
+    for (int g = 0; g < groups; ++g) {
+      uint64_t* dst = out + (px * groups + g) * words * 2;
+      std::memset(dst, 0, sizeof(uint64_t) * words * 2);
+      for (int c = 0; c < cg; ++c) {
+        const int u = QuantizeOneU8(q, in[px * channels + g * cg + c]) - q.offset - q.qmin;
+        dst[(c / 64) * 2] |= static_cast<uint64_t>(u & 1) << (c % 64);
+        dst[(c / 64) * 2 + 1] |= static_cast<uint64_t>((u >> 1) & 1) << (c % 64);
+      }
+    }
+  }
+}
+
+void Bit2PadPixel(const Conv2dParams& p, const ActivationQuant& q, uint64_t* pad) {
+  std::vector<float> pixel(static_cast<size_t>(p.in_c), p.pad_value);
+  QuantizeBitplanes2Ref(1, p.in_c, p.groups, q, pixel.data(), pad);
+}
+
+size_t Bit2ConvPackedWeightsWords(const Conv2dParams& p) {
+  return 2 * BinaryConvPackedWeightsWords(p);
+}
+
+void PackBit2ConvWeights(const Conv2dParams& p, const int8_t* weights, uint64_t* packed) {
+  const int cg = p.in_c / p.groups;
+  const int out_cg = p.out_c / p.groups;
+  const int words = PackedWords(cg);
+  const int taps = p.kernel_h * p.kernel_w;
+  const int blocks = (out_cg + kBinaryOcBlock - 1) / kBinaryOcBlock;
+  std::memset(packed, 0, Bit2ConvPackedWeightsWords(p) * sizeof(uint64_t));
+  for (int oc = 0; oc < p.out_c; ++oc) {
+    const int g = oc / out_cg, local = oc % out_cg;
+    const int blk = local / kBinaryOcBlock, lane = local % kBinaryOcBlock;
+    uint64_t* block =
+        packed + (static_cast<int64_t>(g) * blocks + blk) * taps * words * 2 * kBinaryOcBlock;
+    for (int t = 0; t < taps; ++t) {
+      const int8_t* w = weights + (static_cast<int64_t>(oc) * taps + t) * cg;
+      for (int c = 0; c < cg; ++c) {
+        if (w[c] == 0) continue;
+        const int plane = w[c] > 0 ? 0 : 1;
+        block[((t * words + c / 64) * 2 + plane) * kBinaryOcBlock + lane] |= uint64_t{1}
+                                                                             << (c % 64);
+      }
+    }
+  }
+}
+
+void Bit2Conv2dRef(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
+                   const int8_t* weights, int u_zero, const BinaryOutput& o, float* out,
+                   int row_begin, int row_end) {
+  const int cg = p.in_c / p.groups;
+  const int out_cg = p.out_c / p.groups;
+  const int words = PackedWords(cg);
+  const int64_t pixel_words = static_cast<int64_t>(p.groups) * words * 2;
+  auto value = [&](const uint64_t* px, int g, int c) {
+    const uint64_t* w = px + g * words * 2 + (c / 64) * 2;
+    return static_cast<int>((w[0] >> (c % 64)) & 1) + 2 * static_cast<int>((w[1] >> (c % 64)) & 1);
+  };
+  for (int row = row_begin; row < row_end; ++row) {
+    const int b = row / p.out_h, oy = row % p.out_h;
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      for (int oc = 0; oc < p.out_c; ++oc) {
+        const int g = oc / out_cg;
+        int32_t dot = 0;
+        for (int ky = 0; ky < p.kernel_h; ++ky) {
+          for (int kx = 0; kx < p.kernel_w; ++kx) {
+            const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+            const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+            const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
+            const uint64_t* px =
+                inside ? in + ((static_cast<int64_t>(b) * p.in_h + iy) * p.in_w + ix) * pixel_words
+                       : pad_pixel;
+            const int8_t* w =
+                weights + ((static_cast<int64_t>(oc) * p.kernel_h + ky) * p.kernel_w + kx) * cg;
+            for (int c = 0; c < cg; ++c) dot += (value(px, g, c) - u_zero) * w[c];
+          }
+        }
+        float v = static_cast<float>(dot) * o.mul[oc];
+        if (o.bias != nullptr) v = v + o.bias[oc];
+        out[(static_cast<int64_t>(row) * p.out_w + ox) * p.out_c + oc] =
             o.relu && v < 0.f ? 0.f : v;
       }
     }

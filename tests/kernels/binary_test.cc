@@ -9,8 +9,9 @@
 #include <vector>
 
 #include "kernels/dispatch.h"
-#include "tests/kernels/target_printer.h"
+#include "kernels/int8.h"
 #include "kernels/ref.h"
+#include "tests/kernels/target_printer.h"
 
 namespace hybrid::kernels {
 namespace {
@@ -125,6 +126,98 @@ TEST_P(PerTarget, BinaryConvMatchesRefBitForBit) {
     }
   }
   EXPECT_GT(checked, 60);
+}
+
+ActivationQuant Random2BitQuant(std::mt19937& rng) {
+  ActivationQuant q;
+  q.scale = std::uniform_real_distribution<float>(0.1f, 0.6f)(rng);
+  if (rng() % 2) {
+    q.qmin = -2;
+    q.qmax = 1;
+    q.offset = 128;
+  } else {
+    q.qmin = 0;
+    q.qmax = 3;
+    q.zero_point = static_cast<int>(rng() % 4);
+  }
+  return q;
+}
+
+TEST_P(PerTarget, Bitplanes2MatchRef) {
+  std::mt19937 rng(21);
+  for (int channels : {1, 3, 17, 63, 64, 65, 200}) {
+    for (int groups : {1, 2}) {
+      if (channels % groups != 0) continue;
+      ActivationQuant q = Random2BitQuant(rng);
+      const int64_t pixels = 5;
+      auto x = Random(pixels * channels, rng);
+      for (float& v : x) v *= 2.f;
+      const size_t words = pixels * groups * PackedWords(channels / groups) * 2;
+      std::vector<uint64_t> got(words, ~uint64_t{0}), want(words, 0);
+      QuantizeBitplanes2(pixels, channels, groups, q, x.data(), got.data());
+      QuantizeBitplanes2Ref(pixels, channels, groups, q, x.data(), want.data());
+      EXPECT_EQ(got, want) << "channels " << channels << " groups " << groups;
+    }
+  }
+}
+
+TEST_P(PerTarget, Bit2ConvMatchesRefBitForBit) {
+  std::mt19937 rng(23);
+  int checked = 0;
+  for (int in_c : {1, 3, 17, 63, 64, 65, 200}) {
+    for (int trial = 0; trial < 10; ++trial) {
+      Case c = RandomCase(rng, in_c);
+      Conv2dParams& p = c.p;
+      if (p.out_h <= 0 || p.out_w <= 0) continue;
+      p.pad_value = trial % 3 == 0 ? 0.5f : 0.f;
+      ActivationQuant q = Random2BitQuant(rng);
+      const int taps = p.kernel_h * p.kernel_w;
+      auto x = Random(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c, rng);
+      std::vector<int8_t> w(static_cast<size_t>(p.out_c) * taps * (p.in_c / p.groups));
+      for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
+      auto mul = Random(p.out_c, rng);
+      auto bias = Random(p.out_c, rng);
+      const int words = PackedWords(p.in_c / p.groups);
+      std::vector<uint64_t> planes(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
+                                   words * 2);
+      QuantizeBitplanes2Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, p.in_c, p.groups, q,
+                            x.data(), planes.data());
+      std::vector<uint64_t> pad(static_cast<size_t>(p.groups) * words * 2);
+      Bit2PadPixel(p, q, pad.data());
+      std::vector<uint64_t> packed(Bit2ConvPackedWeightsWords(p));
+      PackBit2ConvWeights(p, w.data(), packed.data());
+      std::vector<int32_t> zero(p.out_c);
+      Int8ConvWeightSums(p, w.data(), zero.data());
+      const int u_zero = q.zero_point - q.qmin;
+      for (int32_t& z : zero) z *= u_zero;
+      std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
+      BinaryConvIndirection(p, offsets.data());
+      BinaryOutput o{mul.data(), c.bias ? bias.data() : nullptr, c.relu};
+      const size_t n = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
+      std::vector<float> got(n, -9.f), want(n, 9.f);
+      const int rows = p.batch * p.out_h;
+      Bit2Conv2d(p, planes.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o,
+                 got.data(), 0, rows / 2);
+      Bit2Conv2d(p, planes.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o,
+                 got.data(), rows / 2, rows);
+      Bit2Conv2dRef(p, planes.data(), pad.data(), w.data(), u_zero, o, want.data(), 0, rows);
+      ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial;
+      // The same layer through the integer kernel's twin: the two formulations agree exactly.
+      std::vector<uint8_t> qx(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
+                              Int8Channels(p.in_c / p.groups));
+      QuantizeU8Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, p.in_c, p.groups, q, x.data(),
+                    qx.data());
+      std::vector<uint8_t> pad8(static_cast<size_t>(p.groups) * Int8Channels(p.in_c / p.groups),
+                                QuantizeOneU8(q, p.pad_value));
+      std::vector<float> via_int8(n);
+      Int8Conv2dRef(p, qx.data(), pad8.data(), w.data(),
+                    Int8Output{mul.data(), c.bias ? bias.data() : nullptr, q.input_zero(), c.relu},
+                    via_int8.data(), 0, rows);
+      ASSERT_EQ(via_int8, want) << "in_c " << in_c << " trial " << trial;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 50);
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, PerTarget, ::testing::ValuesIn(SupportedTargets()),
