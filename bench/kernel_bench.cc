@@ -99,23 +99,29 @@ void BM_Binary(benchmark::State& state, const Shape& s) {
   Report(state, s);
 }
 
-// The whole int8 layer from float input to float output: quantizing the input to u8 (what a
-// network on the native backend does), then Int8Conv2d (VPDPBUSD where the CPU has it).
-void BM_Int8(benchmark::State& state, const Shape& s) {
+// The whole integer layer from float input to float output: quantizing the input to u8 (what a
+// network on the native backend does), then Int8Conv2d (VPDPBUSD where the CPU has it), or with
+// `nibbles` 4-bit weights stored two per byte and Int4Conv2d.
+void BM_Int8(benchmark::State& state, const Shape& s, bool nibbles) {
   kernels::Conv2dParams p = s.Params();
   p.pad_value = 0.f;
   auto x = Random(static_cast<size_t>(p.in_h) * p.in_w * p.in_c, 1);
   const int taps = p.kernel_h * p.kernel_w;
   std::vector<int8_t> w(static_cast<size_t>(p.out_c) * taps * p.in_c);
   std::mt19937 rng(3);
-  for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+  for (int8_t& v : w) {
+    v = static_cast<int8_t>(nibbles ? static_cast<int>(rng() % 15) - 7
+                                    : static_cast<int>(rng() % 255) - 127);
+  }
   kernels::ActivationQuant q;
   q.scale = 0.01f;
   q.zero_point = 128;
   std::vector<uint8_t> qx(static_cast<size_t>(p.in_h) * p.in_w * kernels::Int8Channels(p.in_c));
   std::vector<uint8_t> pad(kernels::Int8Channels(p.in_c), kernels::QuantizeOneU8(q, 0.f));
   std::vector<int8_t> packed(kernels::Int8ConvPackedWeightsBytes(p));
+  std::vector<uint8_t> nibble_packed(kernels::Int4ConvPackedWeightsBytes(p));
   kernels::PackInt8ConvWeights(p, w.data(), packed.data());
+  kernels::PackInt4ConvWeights(p, w.data(), nibble_packed.data());
   std::vector<int32_t> sums(p.out_c);
   kernels::Int8ConvWeightSums(p, w.data(), sums.data());
   std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
@@ -124,8 +130,14 @@ void BM_Int8(benchmark::State& state, const Shape& s) {
   kernels::Int8Output o{mul.data(), nullptr, q.input_zero(), false};
   engine::ThreadPool pool(g_threads);
   auto rows = [&](size_t begin, size_t end) {
-    kernels::Int8Conv2d(p, qx.data(), pad.data(), packed.data(), sums.data(), offsets.data(), o,
-                        out.data(), static_cast<int>(begin), static_cast<int>(end));
+    if (nibbles) {
+      kernels::Int4Conv2d(p, qx.data(), pad.data(), nibble_packed.data(), sums.data(),
+                          offsets.data(), o, out.data(), static_cast<int>(begin),
+                          static_cast<int>(end));
+    } else {
+      kernels::Int8Conv2d(p, qx.data(), pad.data(), packed.data(), sums.data(), offsets.data(), o,
+                          out.data(), static_cast<int>(begin), static_cast<int>(end));
+    }
   };
   for (auto _ : state) {
     kernels::QuantizeU8(static_cast<int64_t>(p.in_h) * p.in_w, p.in_c, 1, q, x.data(), qx.data());
@@ -329,7 +341,8 @@ int main(int argc, char** argv) {
     std::string shape = s.name;
     benchmark::RegisterBenchmark(("conv/binary/" + shape).c_str(), BM_Binary, s)->UseRealTime();
     benchmark::RegisterBenchmark(("conv/bit2/" + shape).c_str(), BM_Bit2, s)->UseRealTime();
-    benchmark::RegisterBenchmark(("conv/int8/" + shape).c_str(), BM_Int8, s)->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/bit4/" + shape).c_str(), BM_Int8, s, true)->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/int8/" + shape).c_str(), BM_Int8, s, false)->UseRealTime();
     benchmark::RegisterBenchmark(("conv/onednn_f32/" + shape).c_str(), BM_OneDnn, s, false)
         ->UseRealTime();
     benchmark::RegisterBenchmark(("conv/onednn_int8/" + shape).c_str(), BM_OneDnn, s, true)
@@ -357,7 +370,7 @@ int main(int argc, char** argv) {
     };
     const double f32 = get("onednn_f32"), i8 = get("onednn_int8");
     for (const char* impl :
-         {"binary", "bit2", "int8", "onednn_f32", "onednn_int8", "xnnpack_f32"}) {
+         {"binary", "bit2", "bit4", "int8", "onednn_f32", "onednn_int8", "xnnpack_f32"}) {
       const double g = get(impl);
       if (std::isnan(g)) continue;
       std::printf("%-16s %-12s %10.1f %11.2fx %11.2fx\n", s.name, impl, g, g / f32, g / i8);

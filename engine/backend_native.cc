@@ -99,12 +99,20 @@ class IntegerKernel : public Kernel {
     auto k = std::unique_ptr<IntegerKernel>(new IntegerKernel(MakeIntegerLayer(ctx)));
     const kernels::Conv2dParams& p = k->layer_.p;
     const int taps = p.kernel_h * p.kernel_w;
-    k->packed_w_ = MakeAligned<int8_t>(kernels::Int8ConvPackedWeightsBytes(p));
+    // Weights of 4 bits or fewer are kept as nibbles: half the memory, unpacked on the fly.
+    k->nibbles_ = graph::Bits(QuantizationOf(*ctx.node)->weight_precision) <= 4;
+    k->packed_w_ = MakeAligned<int8_t>(k->nibbles_ ? kernels::Int4ConvPackedWeightsBytes(p)
+                                                   : kernels::Int8ConvPackedWeightsBytes(p));
     k->pixels_ = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
     k->quantized_ = MakeAligned<uint8_t>(static_cast<size_t>(k->pixels_) * p.groups *
                                          kernels::Int8Channels(p.in_c / p.groups));
     if (!k->packed_w_ || !k->quantized_) return Error("out of memory packing an integer layer");
-    kernels::PackInt8ConvWeights(p, k->layer_.weights.data(), k->packed_w_.get());
+    if (k->nibbles_) {
+      kernels::PackInt4ConvWeights(p, k->layer_.weights.data(),
+                                   reinterpret_cast<uint8_t*>(k->packed_w_.get()));
+    } else {
+      kernels::PackInt8ConvWeights(p, k->layer_.weights.data(), k->packed_w_.get());
+    }
     k->sums_.resize(p.out_c);
     kernels::Int8ConvWeightSums(p, k->layer_.weights.data(), k->sums_.data());
     k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
@@ -121,9 +129,16 @@ class IntegerKernel : public Kernel {
     const kernels::Conv2dParams& p = layer_.p;
     kernels::QuantizeU8(pixels_, p.in_c, p.groups, layer_.act, in_, quantized_.get());
     auto rows = [&](size_t begin, size_t end) {
-      kernels::Int8Conv2d(p, quantized_.get(), layer_.pad_pixel.data(), packed_w_.get(),
-                          sums_.data(), offsets_.data(), output_, out_, static_cast<int>(begin),
-                          static_cast<int>(end));
+      if (nibbles_) {
+        kernels::Int4Conv2d(p, quantized_.get(), layer_.pad_pixel.data(),
+                            reinterpret_cast<const uint8_t*>(packed_w_.get()), sums_.data(),
+                            offsets_.data(), output_, out_, static_cast<int>(begin),
+                            static_cast<int>(end));
+      } else {
+        kernels::Int8Conv2d(p, quantized_.get(), layer_.pad_pixel.data(), packed_w_.get(),
+                            sums_.data(), offsets_.data(), output_, out_, static_cast<int>(begin),
+                            static_cast<int>(end));
+      }
     };
     pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, 1, rows);
     return Status::Ok();
@@ -132,6 +147,7 @@ class IntegerKernel : public Kernel {
  private:
   explicit IntegerKernel(IntegerLayer layer) : layer_(std::move(layer)) {}
   IntegerLayer layer_;
+  bool nibbles_ = false;
   AlignedArray<int8_t> packed_w_;
   AlignedArray<uint8_t> quantized_;
   std::vector<int32_t> sums_;

@@ -133,7 +133,52 @@ constexpr int kTilePixels = kVecs == 1 ? 8 : kVecs == 2 ? 4 : 2;
 
 // MR pixels times NB blocks of 16 output channels: with two blocks per tile on AVX-512 each
 // broadcast input quad feeds two multiply-accumulates.
-template <int MR, int NB, class Src>
+// Loads the weights of channels [j * kLanes32, (j + 1) * kLanes32) of one quad. With kNibbles
+// the 64 weight bytes of a quad are 32 packed bytes: low nibbles hold bytes 0-31, high nibbles
+// bytes 32-63, each a signed 4-bit value.
+template <bool kNibbles>
+HWY_INLINE VI32 LoadWeights(DI32 d, const int8_t* quad_weights, int j) {
+  if constexpr (!kNibbles) {
+    return hn::LoadU(d, reinterpret_cast<const int32_t*>(quad_weights + j * kLanes32 * 4));
+  } else {
+#if HWY_TARGET == HWY_SCALAR
+    // One i32 lane: unpack its four nibbles by hand.
+    const auto* bytes = reinterpret_cast<const uint8_t*>(quad_weights);
+    uint32_t lane = 0;
+    for (int i = 0; i < 4; ++i) {
+      const int b = j * 4 + i;
+      const int nibble = b < 32 ? bytes[b] & 0x0F : bytes[b - 32] >> 4;
+      const int8_t value = static_cast<int8_t>((nibble ^ 8) - 8);
+      lane |= static_cast<uint32_t>(static_cast<uint8_t>(value)) << (8 * i);
+    }
+    return hn::Set(d, static_cast<int32_t>(lane));
+#else
+    const hn::Repartition<uint8_t, DI32> d8;
+    const hn::Repartition<int8_t, DI32> di8;
+    const auto* bytes = reinterpret_cast<const uint8_t*>(quad_weights);
+    const auto low4 = hn::Set(d8, uint8_t{0x0F});
+    const auto eight = hn::Set(di8, int8_t{8});
+    hn::Vec<decltype(d8)> v;
+    if constexpr (kLanes32 * 4 >= 64) {
+      // One vector holds the whole quad: both nibbles of the 32 packed bytes.
+      const hn::Half<decltype(d8)> dh;
+      const auto packed = hn::LoadU(dh, bytes);
+      const auto lo = hn::And(packed, hn::Set(dh, uint8_t{0x0F}));
+      const auto hi = hn::And(hn::ShiftRight<4>(packed), hn::Set(dh, uint8_t{0x0F}));
+      v = hn::Combine(d8, hi, lo);
+    } else {
+      const int first = j * kLanes32 * 4;  // the weight byte where this vector starts
+      const auto packed = hn::LoadU(d8, bytes + (first % 32));
+      v = first < 32 ? hn::And(packed, low4) : hn::And(hn::ShiftRight<4>(packed), low4);
+    }
+    // Sign-extends 4 bits: (v ^ 8) - 8.
+    const auto s = hn::Sub(hn::Xor(hn::BitCast(di8, v), eight), eight);
+    return hn::BitCast(d, s);
+#endif
+  }
+}
+
+template <int MR, int NB, bool kNibbles, class Src>
 HWY_INLINE void Tile(const Src& src, int taps, int quads, const int8_t* block, int64_t block_bytes,
                      const TileOutput* outs) {
   const DI32 d;
@@ -145,14 +190,13 @@ HWY_INLINE void Tile(const Src& src, int taps, int quads, const int8_t* block, i
   for (int t = 0; t < taps; ++t) {
     const uint8_t* x[MR];
     for (int m = 0; m < MR; ++m) x[m] = src.At(m, t);
-    const int8_t* wt = block + static_cast<int64_t>(t) * quads * kInt8OcBlock * 4;
+    constexpr int kQuadBytes = kNibbles ? kInt8OcBlock * 2 : kInt8OcBlock * 4;
+    const int8_t* wt = block + static_cast<int64_t>(t) * quads * kQuadBytes;
     for (int k = 0; k < quads; ++k) {
       VI32 wv[kAcc];
       for (int nb = 0; nb < NB; ++nb) {
         for (int j = 0; j < kVecs; ++j) {
-          wv[nb * kVecs + j] =
-              hn::LoadU(d, reinterpret_cast<const int32_t*>(wt + nb * block_bytes +
-                                                            (k * kInt8OcBlock + j * kLanes32) * 4));
+          wv[nb * kVecs + j] = LoadWeights<kNibbles>(d, wt + nb * block_bytes + k * kQuadBytes, j);
         }
       }
       for (int m = 0; m < MR; ++m) {
@@ -184,30 +228,32 @@ HWY_INLINE void Tile(const Src& src, int taps, int quads, const int8_t* block, i
 // Two blocks per tile where the 16 channels of a block fill one vector (AVX-512).
 constexpr int kPairBlocks = kVecs == 1 ? 2 : 1;
 
-template <int NB, class Src>
+template <int NB, bool kNibbles, class Src>
 HWY_INLINE void Dispatch(int mr, const Src& src, int taps, int quads, const int8_t* block,
                          int64_t block_bytes, const TileOutput* to) {
   if (mr == kTilePixels) {
-    Tile<kTilePixels, NB>(src, taps, quads, block, block_bytes, to);
+    Tile<kTilePixels, NB, kNibbles>(src, taps, quads, block, block_bytes, to);
   } else if (mr == kTilePixels / 2) {
-    Tile<kTilePixels / 2, NB>(src, taps, quads, block, block_bytes, to);
+    Tile<kTilePixels / 2, NB, kNibbles>(src, taps, quads, block, block_bytes, to);
   } else {
-    Tile<1, NB>(src, taps, quads, block, block_bytes, to);
+    Tile<1, NB, kNibbles>(src, taps, quads, block, block_bytes, to);
   }
 }
 
 constexpr int64_t kBlockChunkBytes = 48 * 1024;
 
-void Int8Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
-                    const int8_t* packed, const int32_t* sums, const int64_t* offsets,
-                    const Int8Output& o, float* out, int row_begin, int row_end) {
+template <bool kNibbles>
+void IntConv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
+               const int8_t* packed, const int32_t* sums, const int64_t* offsets,
+               const Int8Output& o, float* out, int row_begin, int row_end) {
   const int cg = p.in_c / p.groups;
   const int stored = Int8Channels(cg);
   const int quads = stored / 4;
   const int out_cg = p.out_c / p.groups;
   const int taps = p.kernel_h * p.kernel_w;
   const int blocks = (out_cg + kInt8OcBlock - 1) / kInt8OcBlock;
-  const int64_t block_bytes = static_cast<int64_t>(taps) * stored * kInt8OcBlock;
+  const int64_t block_bytes =
+      static_cast<int64_t>(taps) * stored * kInt8OcBlock / (kNibbles ? 2 : 1);
   const int chunk = static_cast<int>(
       std::min<int64_t>(blocks, std::max<int64_t>(kPairBlocks, kBlockChunkBytes / block_bytes)));
   const int64_t pixel_bytes = static_cast<int64_t>(p.groups) * stored;
@@ -275,14 +321,14 @@ void Int8Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad
           const int8_t* block = packed + (static_cast<int64_t>(g) * blocks + blk) * block_bytes;
           if (nb == 2) {
             if (interior) {
-              Dispatch<kPairBlocks>(mr, strided, taps, quads, block, block_bytes, to);
+              Dispatch<kPairBlocks, kNibbles>(mr, strided, taps, quads, block, block_bytes, to);
             } else {
-              Dispatch<kPairBlocks>(mr, gathered, taps, quads, block, block_bytes, to);
+              Dispatch<kPairBlocks, kNibbles>(mr, gathered, taps, quads, block, block_bytes, to);
             }
           } else if (interior) {
-            Dispatch<1>(mr, strided, taps, quads, block, block_bytes, to);
+            Dispatch<1, kNibbles>(mr, strided, taps, quads, block, block_bytes, to);
           } else {
-            Dispatch<1>(mr, gathered, taps, quads, block, block_bytes, to);
+            Dispatch<1, kNibbles>(mr, gathered, taps, quads, block, block_bytes, to);
           }
           blk += nb;
         }
@@ -290,6 +336,19 @@ void Int8Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad
       }
     }
   }
+}
+
+void Int8Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
+                    const int8_t* packed, const int32_t* sums, const int64_t* offsets,
+                    const Int8Output& o, float* out, int row_begin, int row_end) {
+  IntConv2d<false>(p, in, pad_pixel, packed, sums, offsets, o, out, row_begin, row_end);
+}
+
+void Int4Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
+                    const uint8_t* packed, const int32_t* sums, const int64_t* offsets,
+                    const Int8Output& o, float* out, int row_begin, int row_end) {
+  IntConv2d<true>(p, in, pad_pixel, reinterpret_cast<const int8_t*>(packed), sums, offsets, o, out,
+                  row_begin, row_end);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -301,6 +360,14 @@ namespace hybrid::kernels {
 
 HWY_EXPORT(QuantizeU8Impl);
 HWY_EXPORT(Int8Conv2dImpl);
+HWY_EXPORT(Int4Conv2dImpl);
+
+void Int4Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
+                const uint8_t* packed, const int32_t* sums, const int64_t* offsets,
+                const Int8Output& o, float* out, int row_begin, int row_end) {
+  HWY_DYNAMIC_DISPATCH(Int4Conv2dImpl)
+  (p, in, pad_pixel, packed, sums, offsets, o, out, row_begin, row_end);
+}
 
 void QuantizeU8(int64_t pixels, int channels, int groups, const ActivationQuant& q, const float* in,
                 uint8_t* out) {

@@ -75,4 +75,13 @@ void Int8Conv2dRef(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_
                    const int8_t* weights, const Int8Output& o, float* out, int row_begin,
                    int row_end);
 
+// 4-bit weights (int4, in [-7, 7]) stored two per byte: half the bytes of
+// PackInt8ConvWeights' layout, each quad's 64 weight bytes as 32 bytes whose low nibbles hold
+// bytes 0-31 and high nibbles bytes 32-63. Int4Conv2d unpacks them into the same dot products.
+size_t Int4ConvPackedWeightsBytes(const Conv2dParams& p);
+void PackInt4ConvWeights(const Conv2dParams& p, const int8_t* weights, uint8_t* packed);
+void Int4Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
+                const uint8_t* packed, const int32_t* sums, const int64_t* offsets,
+                const Int8Output& o, float* out, int row_begin, int row_end);
+
 }  // namespace hybrid::kernels

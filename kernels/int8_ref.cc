@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/int8.h"
 
@@ -57,6 +58,23 @@ void PackInt8ConvWeights(const Conv2dParams& p, const int8_t* weights, int8_t* p
         block[((t * stored / 4 + c / 4) * kInt8OcBlock + lane) * 4 + c % 4] =
             weights[(static_cast<int64_t>(oc) * taps + t) * cg + c];
       }
+    }
+  }
+}
+
+size_t Int4ConvPackedWeightsBytes(const Conv2dParams& p) {
+  return Int8ConvPackedWeightsBytes(p) / 2;
+}
+
+void PackInt4ConvWeights(const Conv2dParams& p, const int8_t* weights, uint8_t* packed) {
+  std::vector<int8_t> bytes(Int8ConvPackedWeightsBytes(p));
+  PackInt8ConvWeights(p, weights, bytes.data());
+  // Each quad's 64 bytes become 32: low nibble from byte i, high nibble from byte i + 32.
+  for (size_t q = 0; q < bytes.size() / 64; ++q) {
+    for (int i = 0; i < 32; ++i) {
+      const uint8_t lo = static_cast<uint8_t>(bytes[q * 64 + i]) & 0x0F;
+      const uint8_t hi = static_cast<uint8_t>(bytes[q * 64 + 32 + i]) & 0x0F;
+      packed[q * 32 + i] = static_cast<uint8_t>(lo | (hi << 4));
     }
   }
 }

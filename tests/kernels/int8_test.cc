@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "kernels/dispatch.h"
-#include "tests/kernels/target_printer.h"
 #include "kernels/ref.h"
+#include "tests/kernels/target_printer.h"
 
 namespace hybrid::kernels {
 namespace {
@@ -67,7 +67,7 @@ TEST_P(Int8PerTarget, QuantizeMatchesRef) {
 TEST_P(Int8PerTarget, ConvMatchesRefBitForBit) {
   std::mt19937 rng(13);
   auto u = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
-  int checked = 0;
+  int checked = 0, checked4 = 0;
   for (int in_c : {1, 3, 17, 63, 64, 65, 200}) {
     for (int trial = 0; trial < 10; ++trial) {
       Conv2dParams p;
@@ -122,10 +122,21 @@ TEST_P(Int8PerTarget, ConvMatchesRefBitForBit) {
                  got.data(), rows / 2, rows);
       Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), o, want.data(), 0, rows);
       ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial;
+      if (wbits <= 4) {
+        // The same weights stored as nibbles give the same result.
+        std::vector<uint8_t> nibbles(Int4ConvPackedWeightsBytes(p));
+        PackInt4ConvWeights(p, w.data(), nibbles.data());
+        std::vector<float> got4(n, -5.f);
+        Int4Conv2d(p, qx.data(), pad.data(), nibbles.data(), sums.data(), offsets.data(), o,
+                   got4.data(), 0, rows);
+        ASSERT_EQ(got4, want) << GetParam().name << " int4, in_c " << in_c << " trial " << trial;
+        ++checked4;
+      }
       ++checked;
     }
   }
   EXPECT_GT(checked, 50);
+  EXPECT_GT(checked4, 20);
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, Int8PerTarget, ::testing::ValuesIn(SupportedTargets()),
