@@ -1,6 +1,28 @@
 #include "engine/backend.h"
 
+#include <cstring>
+
 namespace hybrid::engine {
+
+namespace {
+class FlattenKernel : public Kernel {
+ public:
+  FlattenKernel(const float* in, float* out, size_t count) : in_(in), out_(out), count_(count) {}
+  Status Run() override {
+    if (in_ != out_) std::memcpy(out_, in_, count_ * sizeof(float));
+    return Status::Ok();
+  }
+
+ private:
+  const float* in_;
+  float* out_;
+  size_t count_;
+};
+}  // namespace
+
+std::unique_ptr<Kernel> MakeFlattenKernel(const float* in, float* out, size_t count) {
+  return std::make_unique<FlattenKernel>(in, out, count);
+}
 
 const std::vector<std::string>& BackendNames() {
   static const std::vector<std::string> names = {"ref", "onednn", "xnnpack", "native"};

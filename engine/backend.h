@@ -49,6 +49,10 @@ class Backend {
   virtual Result<std::unique_ptr<Kernel>> Plan(const NodeContext& ctx) = 0;
 };
 
+// The kernel of a flatten node: the executor aliases its output to its input, so it copies only
+// when the two differ.
+std::unique_ptr<Kernel> MakeFlattenKernel(const float* in, float* out, size_t count);
+
 // Names accepted by MakeBackend, in order of preference for a user.
 const std::vector<std::string>& BackendNames();
 

@@ -102,21 +102,6 @@ class PrimitiveKernel : public Kernel {
   memory scratch_memory_;
 };
 
-// The executor aliases a flatten's output to its input; copy only if it did not.
-class FlattenKernel : public Kernel {
- public:
-  FlattenKernel(const float* in, float* out, size_t count) : in_(in), out_(out), count_(count) {}
-  Status Run() override {
-    if (in_ != out_) std::memcpy(out_, in_, count_ * sizeof(float));
-    return Status::Ok();
-  }
-
- private:
-  const float* in_;
-  float* out_;
-  size_t count_;
-};
-
 // Row-major layout of `shape` in the graph's own axis order.
 memory::desc PlainDesc(const graph::Shape& shape) {
   memory::dims dims(shape.begin(), shape.end());
@@ -291,7 +276,7 @@ class OneDnnBackend : public Backend {
                         {0, 0}, {0, 0}, ctx);
       case OpType::kFlatten:
         return std::unique_ptr<Kernel>(
-            std::make_unique<FlattenKernel>(x, y, static_cast<size_t>(graph::NumElements(ys))));
+            MakeFlattenKernel(x, y, static_cast<size_t>(graph::NumElements(ys))));
       case OpType::kSoftmax: {
         memory::desc data = RowsDesc(xs);
         dnnl::softmax_forward::primitive_desc pd({dnnl::prop_kind::forward_inference, data, 1},

@@ -319,10 +319,7 @@ class RefBackend : public Backend {
         return MakeCall([=] { kernels::GlobalAvgPoolF32Ref(batch, hw, channels, x, y); });
       }
       case OpType::kFlatten:
-        // The executor aliases a flatten's output to its input; copy only if it did not.
-        return MakeCall([=] {
-          if (x != y) std::copy(x, x + n, y);
-        });
+        return MakeFlattenKernel(x, y, static_cast<size_t>(n));
       case OpType::kSoftmax: {
         int last = static_cast<int>(ctx.output_shape.back());
         int64_t outer = n / last;

@@ -74,20 +74,6 @@ class OperatorsKernel : public Kernel {
   pthreadpool_t pool_;
 };
 
-class FlattenKernel : public Kernel {
- public:
-  FlattenKernel(const float* in, float* out, size_t count) : in_(in), out_(out), count_(count) {}
-  Status Run() override {
-    if (in_ != out_) std::memcpy(out_, in_, count_ * sizeof(float));
-    return Status::Ok();
-  }
-
- private:
-  const float* in_;
-  float* out_;
-  size_t count_;
-};
-
 Status Unsupported(const graph::Quantization& q) {
   if (q.IsFloat()) return Status::Ok();
   bool weights = q.weight_precision != graph::Precision::kF32;
@@ -237,7 +223,7 @@ class XnnpackBackend : public Backend {
       }
       case OpType::kFlatten:
         return std::unique_ptr<Kernel>(
-            std::make_unique<FlattenKernel>(x, y, static_cast<size_t>(graph::NumElements(ys))));
+            MakeFlattenKernel(x, y, static_cast<size_t>(graph::NumElements(ys))));
       case OpType::kSoftmax: {
         HYBRID_RETURN_IF_ERROR(Check(xnn_create_softmax_nc_f32(channels, channels, channels, 0, op),
                                      "softmax create"));

@@ -72,19 +72,7 @@ void BinaryConvTapSums(const Conv2dParams& p, const float* weights, int32_t* tap
 }
 
 void BinaryConvIndirection(const Conv2dParams& p, int64_t* offsets) {
-  const int64_t pixel_words = static_cast<int64_t>(p.groups) * PackedWords(p.in_c / p.groups);
-  for (int oy = 0; oy < p.out_h; ++oy) {
-    for (int ox = 0; ox < p.out_w; ++ox) {
-      for (int ky = 0; ky < p.kernel_h; ++ky) {
-        for (int kx = 0; kx < p.kernel_w; ++kx) {
-          const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
-          const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
-          const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
-          *offsets++ = inside ? (static_cast<int64_t>(iy) * p.in_w + ix) * pixel_words : -1;
-        }
-      }
-    }
-  }
+  ConvIndirection(p, static_cast<int64_t>(p.groups) * PackedWords(p.in_c / p.groups), offsets);
 }
 
 void BinaryConv2dRef(const Conv2dParams& p, const uint64_t* in, const float* weights,

@@ -89,19 +89,7 @@ void Int8ConvWeightSums(const Conv2dParams& p, const int8_t* weights, int32_t* s
 }
 
 void Int8ConvIndirection(const Conv2dParams& p, int64_t* offsets) {
-  const int64_t pixel_bytes = static_cast<int64_t>(p.groups) * Int8Channels(p.in_c / p.groups);
-  for (int oy = 0; oy < p.out_h; ++oy) {
-    for (int ox = 0; ox < p.out_w; ++ox) {
-      for (int ky = 0; ky < p.kernel_h; ++ky) {
-        for (int kx = 0; kx < p.kernel_w; ++kx) {
-          const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
-          const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
-          const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
-          *offsets++ = inside ? (static_cast<int64_t>(iy) * p.in_w + ix) * pixel_bytes : -1;
-        }
-      }
-    }
-  }
+  ConvIndirection(p, static_cast<int64_t>(p.groups) * Int8Channels(p.in_c / p.groups), offsets);
 }
 
 void Int8Conv2dRef(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,

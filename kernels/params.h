@@ -2,6 +2,8 @@
 // NHWC; convolution weights are [out_c][kernel_h][kernel_w][in_c / groups].
 #pragma once
 
+#include <cstdint>
+
 namespace hybrid::kernels {
 
 struct Conv2dParams {
@@ -28,5 +30,9 @@ struct Pool2dParams {
   // Average pooling divides by the whole window (true) or by its part inside the input (false).
   bool count_include_pad = false;
 };
+
+// For each output pixel (out_h * out_w) and tap (kh * kw): the offset, in units of
+// `pixel_stride`, of the input pixel the tap reads within one image, or -1 in the padding.
+void ConvIndirection(const Conv2dParams& p, int64_t pixel_stride, int64_t* offsets);
 
 }  // namespace hybrid::kernels

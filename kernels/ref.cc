@@ -43,6 +43,21 @@ void Conv2dF32Ref(const Conv2dParams& p, const float* in, const float* weights, 
   }
 }
 
+void ConvIndirection(const Conv2dParams& p, int64_t pixel_stride, int64_t* offsets) {
+  for (int oy = 0; oy < p.out_h; ++oy) {
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      for (int ky = 0; ky < p.kernel_h; ++ky) {
+        for (int kx = 0; kx < p.kernel_w; ++kx) {
+          const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+          const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+          const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
+          *offsets++ = inside ? (static_cast<int64_t>(iy) * p.in_w + ix) * pixel_stride : -1;
+        }
+      }
+    }
+  }
+}
+
 void DenseF32Ref(int /*batch*/, int in_f, int out_f, const float* in, const float* weights,
                  const float* bias, float* out, int row_begin, int row_end) {
   for (int b = row_begin; b < row_end; ++b) {
@@ -200,8 +215,8 @@ void BinarizeWeightsXnorRef(int out_c, int64_t per_channel, const float* w, floa
   }
 }
 
-void QuantizeWeightsToIntRef(int bits, int out_c, int64_t per_channel, const float* w,
-                             int8_t* q, float* scales) {
+void QuantizeWeightsToIntRef(int bits, int out_c, int64_t per_channel, const float* w, int8_t* q,
+                             float* scales) {
   const int levels = (1 << (bits - 1)) - 1;
   for (int o = 0; o < out_c; ++o) {
     const float* src = w + o * per_channel;
