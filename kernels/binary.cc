@@ -10,11 +10,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/hwy_config.h"  // before any Highway header
 #include "kernels/int8.h"
-
-#ifndef HWY_WANT_AVX3_DL
-#define HWY_WANT_AVX3_DL
-#endif
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/binary.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

@@ -1,13 +1,12 @@
 #include "kernels/dispatch.h"
 
-#ifndef HWY_WANT_AVX3_DL
-#define HWY_WANT_AVX3_DL
-#endif
 #include <hwy/highway.h>
 #include <hwy/targets.h>
 
 #include <algorithm>
 #include <cctype>
+
+#include "kernels/hwy_config.h"  // before any Highway header
 
 namespace hybrid::kernels {
 

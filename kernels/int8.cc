@@ -11,9 +11,7 @@
 #include <cmath>
 #include <cstring>
 
-#ifndef HWY_WANT_AVX3_DL
-#define HWY_WANT_AVX3_DL
-#endif
+#include "kernels/hwy_config.h"  // before any Highway header
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/int8.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
