@@ -17,7 +17,7 @@ namespace hybrid::tools {
 namespace {
 
 struct RunArgs {
-  std::string model, dataset, data_dir, split = "test", backend = "onednn", json;
+  std::string model, dataset, data_dir, split = "test", backend = "native", json;
   int64_t index = -1;
   bool all = false, no_fallback = false;
   int threads = 0, batch = 64, top = 3;
