@@ -1,6 +1,7 @@
-// The native backend: our own SIMD kernels (kernels/binary.h) for the quantized convolutions and
-// dense layers they cover, a float backend (oneDNN by default) for everything else. Weights are
-// packed and indirection buffers built at plan time; Run bitpacks the input and convolves.
+// The native backend: our own SIMD kernels for the quantized convolutions and dense layers they
+// cover (binary and 2-bit in kernels/binary.h, int8/int4 in kernels/int8.h), a float backend
+// (oneDNN by default) for everything else. Weights are packed and indirection buffers built at
+// plan time; Run quantizes or bitpacks the input and convolves.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
