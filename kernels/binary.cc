@@ -5,12 +5,14 @@
 // and XORs it with the 16 channels' weight words, accumulating popcounts in 64-bit lanes. On
 // AVX3_DL the popcount is VPOPCNTQ; elsewhere it is the nibble-lookup popcount of bytes summed
 // per 64-bit lane (PopulationCount on u8, then SumsOf8).
-#include "kernels/binary.h"
+// clang-format off: the Highway configuration must precede every Highway header.
+#include "kernels/hwy_config.h"
+// clang-format on
 
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/hwy_config.h"  // before any Highway header
+#include "kernels/binary.h"
 #include "kernels/int8.h"
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/binary.cc"

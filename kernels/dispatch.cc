@@ -1,4 +1,6 @@
-#include "kernels/dispatch.h"
+// clang-format off: the Highway configuration must precede every Highway header.
+#include "kernels/hwy_config.h"
+// clang-format on
 
 #include <hwy/highway.h>
 #include <hwy/targets.h>
@@ -6,7 +8,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "kernels/hwy_config.h"  // before any Highway header
+#include "kernels/dispatch.h"
 
 namespace hybrid::kernels {
 

@@ -5,13 +5,16 @@
 // products. AVX3_DL has that instruction (VPDPBUSD); AVX-512 and AVX2 split each lane's four bytes
 // into two 16-bit pairs for VPMADDWD (exact: 255 * 127 * 2 fits easily); other targets multiply
 // byte by byte.
-#include "kernels/int8.h"
+// clang-format off: the Highway configuration must precede every Highway header.
+#include "kernels/hwy_config.h"
+// clang-format on
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-#include "kernels/hwy_config.h"  // before any Highway header
+#include "kernels/int8.h"
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/int8.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep

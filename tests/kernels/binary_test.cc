@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/dispatch.h"
@@ -222,6 +224,26 @@ TEST_P(PerTarget, Bit2ConvMatchesRefBitForBit) {
 
 INSTANTIATE_TEST_SUITE_P(Targets, PerTarget, ::testing::ValuesIn(SupportedTargets()),
                          [](const auto& param_info) { return param_info.param.name; });
+
+// The per-target tests only cover what SupportedTargets lists; it must list every target this CPU
+// can run (a Highway header included before the configuration once dropped AVX3_DL silently).
+TEST(Dispatch, ListsEveryTargetThisCpuRuns) {
+  std::vector<std::string> names;
+  for (const Target& t : SupportedTargets()) names.push_back(t.name);
+  auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2")) {
+    EXPECT_TRUE(has("avx2"));
+  }
+  if (__builtin_cpu_supports("avx512bw")) {
+    EXPECT_TRUE(has("avx3"));
+  }
+  if (__builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx512vnni")) {
+    EXPECT_TRUE(has("avx3_dl"));
+  }
+#endif
+  EXPECT_FALSE(names.empty());
+}
 
 TEST(BinaryConv2dRef, EqualsFloatConvolutionOfSigns) {
   std::mt19937 rng(3);
