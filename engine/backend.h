@@ -17,11 +17,14 @@ namespace hybrid::engine {
 struct NodeContext {
   const graph::Graph* graph = nullptr;
   const graph::Node* node = nullptr;
+  // Nodes the backend fused after `node` (FusionPlan): the kernel computes the last one's output.
+  std::vector<const graph::Node*> fused;
   std::vector<graph::Shape> input_shapes;
-  graph::Shape output_shape;
-  // One pointer per node input: arena buffers for activations, the model's bytes for constants.
+  graph::Shape output_shape;  // of the last node
+  // One pointer per node input: arena buffers for activations, the model's bytes for constants,
+  // null for a tensor the backend holds in its own form.
   std::vector<const float*> inputs;
-  float* output = nullptr;
+  float* output = nullptr;  // null when the backend holds the output in its own form
   ThreadPool* pool = nullptr;
 
   template <typename T>
@@ -37,6 +40,24 @@ class Kernel {
   virtual Status Run() = 0;
 };
 
+// What a plan runs, as the executor offers it to a backend before planning any node.
+struct PlanScope {
+  const graph::Graph* graph = nullptr;
+  std::vector<int> steps;                             // node indices, in the order they run
+  std::vector<bool> readable;                         // per tensor: read after the run
+  const std::vector<graph::Shape>* shapes = nullptr;  // per tensor, at the planned batch
+};
+
+// How a backend wants to run a scope, decided before any node is planned.
+struct FusionPlan {
+  // Chains of nodes that one kernel runs as one step, in order: each node after the first reads
+  // the previous one's output, which nothing else reads, and its other inputs are constants.
+  std::vector<std::vector<int>> chains;
+  // Tensors the backend passes between its own kernels in its own form (bitpacked, say): the
+  // executor gives them no buffer and they cannot be read.
+  std::vector<graph::TensorId> internal;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -45,7 +66,13 @@ class Backend {
   virtual std::string_view NameFor(const graph::Node&) const { return name(); }
   // Ok when this backend can run the node; otherwise an error saying why not.
   virtual Status Supports(const graph::Graph& graph, const graph::Node& node) const = 0;
-  // Creates the kernel of a supported node; buffers stay where `ctx` says for the kernel's life.
+  // Chooses what to fuse in `scope`; called once, before Plan. By default nothing is fused.
+  virtual FusionPlan Fuse(const PlanScope& scope) {
+    (void)scope;
+    return {};
+  }
+  // Creates the kernel of a supported node (with the nodes fused after it); buffers stay where
+  // `ctx` says for the kernel's life.
   virtual Result<std::unique_ptr<Kernel>> Plan(const NodeContext& ctx) = 0;
 };
 

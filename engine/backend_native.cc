@@ -11,6 +11,7 @@
 
 #include "engine/backend.h"
 #include "engine/layer_params.h"
+#include "engine/native_fusion.h"
 #include "kernels/binary.h"
 #include "kernels/int8.h"
 #include "kernels/ref.h"
@@ -37,30 +38,53 @@ AlignedArray<T> MakeAligned(size_t n) {
   return AlignedArray<T>(p);
 }
 
-// A binary conv2d or dense layer (the latter as a 1x1 convolution of a 1x1 image).
+// A binary conv2d or dense layer (the latter as a 1x1 convolution of a 1x1 image). Its input is
+// a float tensor it bitpacks, or a tensor another native kernel left bitpacked; its output goes
+// through the float transform (with the nodes fused after it), or to bits for binary consumers.
 class BinaryConvKernel : public Kernel {
  public:
-  static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx) {
+  static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx,
+                                                const native::PackedTensor* in_packed,
+                                                const native::NativePlan::BitsProducer* bits,
+                                                native::PackedTensor* out_packed) {
     auto k = std::unique_ptr<BinaryConvKernel>(new BinaryConvKernel());
     k->p_ = ConvParamsOf(ctx);
     const kernels::Conv2dParams& p = k->p_;
     const int taps = p.kernel_h * p.kernel_w;
     const int64_t per_channel = static_cast<int64_t>(taps) * (p.in_c / p.groups);
     const float* w = ctx.inputs[1];
+    // Only the signs count; a bits producer negates the channels whose thresholds read -d.
+    std::vector<float> signs(static_cast<size_t>(p.out_c * per_channel));
+    for (size_t i = 0; i < signs.size(); ++i) {
+      const bool flip = bits != nullptr && bits->flip[i / per_channel] != 0;
+      signs[i] = (w[i] < 0.f) != flip ? -1.f : 1.f;
+    }
     k->packed_w_ = MakeAligned<uint64_t>(kernels::BinaryConvPackedWeightsWords(p));
     k->tap_sums_.resize(static_cast<size_t>(p.out_c) * taps);
     k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
-    const int64_t in_pixels = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
-    k->packed_in_ = MakeAligned<uint64_t>(static_cast<size_t>(in_pixels) * p.groups *
-                                          kernels::PackedWords(p.in_c / p.groups));
-    if (!k->packed_w_ || !k->packed_in_) return Error("out of memory packing a binary layer");
-    kernels::PackBinaryConvWeights(p, w, k->packed_w_.get());
-    kernels::BinaryConvTapSums(p, w, k->tap_sums_.data());
+    k->in_pixels_ = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
+    if (in_packed != nullptr) {
+      k->in_words_ = in_packed->words.data();
+    } else {
+      k->packed_in_ = MakeAligned<uint64_t>(static_cast<size_t>(k->in_pixels_) * p.groups *
+                                            kernels::PackedWords(p.in_c / p.groups));
+      if (!k->packed_in_) return Error("out of memory packing a binary layer");
+      k->in_words_ = k->packed_in_.get();
+    }
+    if (!k->packed_w_) return Error("out of memory packing a binary layer");
+    kernels::PackBinaryConvWeights(p, signs.data(), k->packed_w_.get());
+    kernels::BinaryConvTapSums(p, signs.data(), k->tap_sums_.data());
     kernels::BinaryConvIndirection(p, k->offsets_.data());
     k->scales_.resize(p.out_c);
     kernels::BinaryWeightScalesRef(p.out_c, per_channel, w, k->scales_.data());
-    k->output_ = {k->scales_.data(), ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, false};
-    k->in_pixels_ = in_pixels;
+    if (bits != nullptr) {
+      k->bits_ = {bits->threshold.data(), out_packed->groups};
+      k->out_words_ = out_packed->words.data();
+    } else {
+      k->transform_ =
+          native::FusedTransform(*ctx.graph, ctx.fused, p.out_c, k->scales_.data(),
+                                 ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, &k->storage_);
+    }
     k->in_ = ctx.inputs[0];
     k->out_ = ctx.output;
     k->pool_ = ctx.pool;
@@ -68,11 +92,18 @@ class BinaryConvKernel : public Kernel {
   }
 
   Status Run() override {
-    kernels::BitpackF32(in_pixels_, p_.in_c, p_.groups, nullptr, in_, packed_in_.get());
+    if (packed_in_) {
+      kernels::BitpackF32(in_pixels_, p_.in_c, p_.groups, nullptr, nullptr, in_, packed_in_.get());
+    }
     auto rows = [&](size_t begin, size_t end) {
-      kernels::BinaryConv2d(p_, packed_in_.get(), packed_w_.get(), tap_sums_.data(),
-                            offsets_.data(), output_, out_, static_cast<int>(begin),
-                            static_cast<int>(end));
+      const int b = static_cast<int>(begin), e = static_cast<int>(end);
+      if (out_words_ != nullptr) {
+        kernels::BinaryConv2dToBits(p_, in_words_, packed_w_.get(), tap_sums_.data(),
+                                    offsets_.data(), bits_, out_words_, b, e);
+      } else {
+        kernels::BinaryConv2d(p_, in_words_, packed_w_.get(), tap_sums_.data(), offsets_.data(),
+                              transform_, out_, b, e);
+      }
     };
     pool_->ParallelFor(static_cast<size_t>(p_.batch) * p_.out_h, 1, rows);
     return Status::Ok();
@@ -82,14 +113,36 @@ class BinaryConvKernel : public Kernel {
   BinaryConvKernel() = default;
   kernels::Conv2dParams p_;
   AlignedArray<uint64_t> packed_w_, packed_in_;
+  const uint64_t* in_words_ = nullptr;
   std::vector<int32_t> tap_sums_;
   std::vector<int64_t> offsets_;
   std::vector<float> scales_;
-  kernels::BinaryOutput output_;
+  native::TransformStorage storage_;
+  kernels::OutputTransform transform_;
+  kernels::BitsOutput bits_;
+  uint64_t* out_words_ = nullptr;
   int64_t in_pixels_ = 0;
   const float* in_ = nullptr;
   float* out_ = nullptr;
   ThreadPool* pool_ = nullptr;
+};
+
+// Channelwise nodes folded into bitpacking thresholds: the float input packed straight into the
+// bits its binary consumers read.
+class PackKernel : public Kernel {
+ public:
+  PackKernel(const float* in, const native::NativePlan::Packer& packer, native::PackedTensor* out)
+      : in_(in), packer_(packer), out_(out) {}
+  Status Run() override {
+    kernels::BitpackF32(out_->pixels, out_->channels, out_->groups, packer_.below.data(),
+                        packer_.above.data(), in_, out_->words.data());
+    return Status::Ok();
+  }
+
+ private:
+  const float* in_;
+  const native::NativePlan::Packer& packer_;
+  native::PackedTensor* out_;
 };
 
 // A layer with k-bit weights and activations: activations quantized to u8, then the VNNI-style
@@ -114,12 +167,14 @@ class IntegerKernel : public Kernel {
     } else {
       kernels::PackInt8ConvWeights(p, k->layer_.weights.data(), k->packed_w_.get());
     }
-    k->sums_.resize(p.out_c);
-    kernels::Int8ConvWeightSums(p, k->layer_.weights.data(), k->sums_.data());
+    k->zero_.resize(p.out_c);
+    kernels::Int8ConvWeightSums(p, k->layer_.weights.data(), k->zero_.data());
+    for (int32_t& z : k->zero_) z *= k->layer_.act.input_zero();
     k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
     kernels::Int8ConvIndirection(p, k->offsets_.data());
-    k->output_ = {k->layer_.mul.data(), ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr,
-                  k->layer_.act.input_zero(), false};
+    k->output_ =
+        native::FusedTransform(*ctx.graph, ctx.fused, p.out_c, k->layer_.mul.data(),
+                               ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, &k->storage_);
     k->in_ = ctx.inputs[0];
     k->out_ = ctx.output;
     k->pool_ = ctx.pool;
@@ -132,12 +187,12 @@ class IntegerKernel : public Kernel {
     auto rows = [&](size_t begin, size_t end) {
       if (nibbles_) {
         kernels::Int4Conv2d(p, quantized_.get(), layer_.pad_pixel.data(),
-                            reinterpret_cast<const uint8_t*>(packed_w_.get()), sums_.data(),
+                            reinterpret_cast<const uint8_t*>(packed_w_.get()), zero_.data(),
                             offsets_.data(), output_, out_, static_cast<int>(begin),
                             static_cast<int>(end));
       } else {
         kernels::Int8Conv2d(p, quantized_.get(), layer_.pad_pixel.data(), packed_w_.get(),
-                            sums_.data(), offsets_.data(), output_, out_, static_cast<int>(begin),
+                            zero_.data(), offsets_.data(), output_, out_, static_cast<int>(begin),
                             static_cast<int>(end));
       }
     };
@@ -151,9 +206,10 @@ class IntegerKernel : public Kernel {
   bool nibbles_ = false;
   AlignedArray<int8_t> packed_w_;
   AlignedArray<uint8_t> quantized_;
-  std::vector<int32_t> sums_;
+  std::vector<int32_t> zero_;
   std::vector<int64_t> offsets_;
-  kernels::Int8Output output_;
+  native::TransformStorage storage_;
+  kernels::OutputTransform output_;
   int64_t pixels_ = 0;
   const float* in_ = nullptr;
   float* out_ = nullptr;
@@ -182,7 +238,9 @@ class Bit2Kernel : public Kernel {
     for (int32_t& z : k->zero_) z *= u_zero;
     k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
     kernels::BinaryConvIndirection(p, k->offsets_.data());
-    k->output_ = {k->layer_.mul.data(), ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, false};
+    k->output_ =
+        native::FusedTransform(*ctx.graph, ctx.fused, p.out_c, k->layer_.mul.data(),
+                               ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, &k->storage_);
     k->in_ = ctx.inputs[0];
     k->out_ = ctx.output;
     k->pool_ = ctx.pool;
@@ -208,7 +266,8 @@ class Bit2Kernel : public Kernel {
   std::vector<uint64_t> pad_;
   std::vector<int32_t> zero_;
   std::vector<int64_t> offsets_;
-  kernels::BinaryOutput output_;
+  native::TransformStorage storage_;
+  kernels::OutputTransform output_;
   int64_t pixels_ = 0;
   const float* in_ = nullptr;
   float* out_ = nullptr;
@@ -223,7 +282,20 @@ class NativeBackend : public Backend {
   std::string_view name() const override { return "native"; }
 
   std::string_view NameFor(const graph::Node& node) const override {
-    return Own(node) ? name() : float_->NameFor(node);
+    return Own(node) || PackerOf(node) != nullptr ? name() : float_->NameFor(node);
+  }
+
+  FusionPlan Fuse(const PlanScope& scope) override {
+    const graph::Graph& g = *scope.graph;
+    graph_ = &g;
+    auto runs = [&](const graph::Node& n) { return Own(n) && Supports(g, n).ok(); };
+    auto binary = [&](const graph::Node& n) {
+      const graph::Quantization* q = QuantizationOf(n);
+      return runs(n) && q->weight_precision == Precision::kBinary &&
+             q->activation_precision == Precision::kBinary;
+    };
+    plan_ = native::PlanNativeFusion(scope, binary, runs);
+    return plan_.fusion;
   }
 
   Status Supports(const graph::Graph& graph, const graph::Node& node) const override {
@@ -258,14 +330,29 @@ class NativeBackend : public Backend {
   }
 
   Result<std::unique_ptr<Kernel>> Plan(const NodeContext& ctx) override {
-    if (!Own(*ctx.node)) return float_->Plan(ctx);
-    HYBRID_RETURN_IF_ERROR(Supports(*ctx.graph, *ctx.node));
-    const graph::Quantization& q = *QuantizationOf(*ctx.node);
+    const graph::Node& node = *ctx.node;
+    if (const native::NativePlan::Packer* packer = PackerOf(node)) {
+      return std::unique_ptr<Kernel>(
+          std::make_unique<PackKernel>(ctx.inputs[0], *packer, &plan_.packed.at(packer->packed)));
+    }
+    if (!Own(node)) return float_->Plan(ctx);
+    HYBRID_RETURN_IF_ERROR(Supports(*ctx.graph, node));
+    const graph::Quantization& q = *QuantizationOf(node);
     if (q.weight_precision == Precision::kInt2 && q.activation_precision == Precision::kInt2) {
       return Bit2Kernel::Create(ctx);
     }
     if (IsIntegerLayer(q)) return IntegerKernel::Create(ctx);
-    return BinaryConvKernel::Create(ctx);
+    const native::PackedTensor* in_packed = nullptr;
+    if (auto it = plan_.packed.find(node.inputs[0]); it != plan_.packed.end()) {
+      in_packed = &it->second;
+    }
+    const native::NativePlan::BitsProducer* bits = nullptr;
+    native::PackedTensor* out_packed = nullptr;
+    if (auto it = plan_.bits_producers.find(IndexOf(node)); it != plan_.bits_producers.end()) {
+      bits = &it->second;
+      out_packed = &plan_.packed.at(bits->packed);
+    }
+    return BinaryConvKernel::Create(ctx, in_packed, bits, out_packed);
   }
 
  private:
@@ -274,7 +361,21 @@ class NativeBackend : public Backend {
     return q != nullptr && !q->IsFloat();
   }
 
+  // The node's index in the graph the fusion plan was made for, or -1.
+  int IndexOf(const graph::Node& node) const {
+    if (graph_ == nullptr || graph_->nodes.empty()) return -1;
+    const ptrdiff_t i = &node - graph_->nodes.data();
+    return i >= 0 && i < static_cast<ptrdiff_t>(graph_->nodes.size()) ? static_cast<int>(i) : -1;
+  }
+
+  const native::NativePlan::Packer* PackerOf(const graph::Node& node) const {
+    auto it = plan_.packers.find(IndexOf(node));
+    return it == plan_.packers.end() ? nullptr : &it->second;
+  }
+
   std::unique_ptr<Backend> float_;
+  const graph::Graph* graph_ = nullptr;
+  native::NativePlan plan_;
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/layer_params.h"
 #include "engine/onednn_call.h"
 
 // libdnnl is built with the OpenMP runtime and already depends on libgomp; declaring the one call
@@ -354,7 +355,6 @@ class OneDnnBackend : public Backend {
   // x * 1 / sqrt(1) and leaves the same x * scale + shift as ref.
   Result<std::unique_ptr<Kernel>> PlanBatchNorm(const NodeContext& ctx) {
     const graph::Shape& xs = ctx.input_shapes[0];
-    const float eps = ctx.attrs<graph::BatchNormAttrs>().epsilon;
     const memory::dim channels = xs.back();
     memory::desc data = RowsDesc(xs);
     memory::desc per_channel({channels}, kF32, Tag::x);
@@ -364,14 +364,11 @@ class OneDnnBackend : public Backend {
     auto* t = static_cast<float*>(shift.get_data_handle());
     auto* m = static_cast<float*>(mean.get_data_handle());
     auto* v = static_cast<float*>(variance.get_data_handle());
-    const float* gamma = ctx.inputs[1];
-    const float* beta = ctx.inputs[2];
-    const float* mu = ctx.inputs[3];
-    const float* var = ctx.inputs[4];
+    std::vector<float> folded_scale, folded_shift;
+    FoldBatchNorm(*ctx.graph, *ctx.node, static_cast<int>(channels), &folded_scale, &folded_shift);
     for (memory::dim c = 0; c < channels; ++c) {
-      double folded = gamma[c] / std::sqrt(static_cast<double>(var[c]) + eps);
-      s[c] = static_cast<float>(folded);
-      t[c] = static_cast<float>(beta[c] - mu[c] * folded);
+      s[c] = folded_scale[c];
+      t[c] = folded_shift[c];
       m[c] = 0.f;
       v[c] = 1.f;
     }

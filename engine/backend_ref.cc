@@ -223,8 +223,8 @@ class IntegerKernel : public Kernel {
     pixels_ = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
     quantized_.resize(static_cast<size_t>(pixels_) * p.groups *
                       kernels::Int8Channels(p.in_c / p.groups));
-    output_ = {layer_.mul.data(), ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr,
-               layer_.act.input_zero(), false};
+    output_.mul = layer_.mul.data();
+    output_.bias = ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr;
   }
 
   Status Run() override {
@@ -232,7 +232,8 @@ class IntegerKernel : public Kernel {
     kernels::QuantizeU8Ref(pixels_, p.in_c, p.groups, layer_.act, in_, quantized_.data());
     auto rows = [&](size_t begin, size_t end) {
       kernels::Int8Conv2dRef(p, quantized_.data(), layer_.pad_pixel.data(), layer_.weights.data(),
-                             output_, out_, static_cast<int>(begin), static_cast<int>(end));
+                             layer_.act.input_zero(), output_, out_, static_cast<int>(begin),
+                             static_cast<int>(end));
     };
     pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, 1, rows);
     return Status::Ok();
@@ -241,7 +242,7 @@ class IntegerKernel : public Kernel {
  private:
   IntegerLayer layer_;
   std::vector<uint8_t> quantized_;
-  kernels::Int8Output output_;
+  kernels::OutputTransform output_;
   int64_t pixels_ = 0;
   const float* in_;
   float* out_;
@@ -273,14 +274,8 @@ class RefBackend : public Backend {
         }
         return std::unique_ptr<Kernel>(std::make_unique<DenseKernel>(ctx));
       case OpType::kBatchNorm: {
-        float eps = ctx.attrs<graph::BatchNormAttrs>().epsilon;
-        std::vector<float> scale(channels), shift(channels);
-        for (int c = 0; c < channels; ++c) {
-          // Folded in double so that every backend's folding agrees to float precision.
-          double s = ctx.inputs[1][c] / std::sqrt(static_cast<double>(ctx.inputs[4][c]) + eps);
-          scale[c] = static_cast<float>(s);
-          shift[c] = static_cast<float>(ctx.inputs[2][c] - ctx.inputs[3][c] * s);
-        }
+        std::vector<float> scale, shift;
+        FoldBatchNorm(*ctx.graph, node, channels, &scale, &shift);
         return MakeCall([=, scale = std::move(scale), shift = std::move(shift)] {
           kernels::ChannelAffineF32Ref(n, channels, x, scale.data(), shift.data(), y);
         });

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/layer_params.h"
 
 namespace hybrid::engine {
 namespace {
@@ -249,15 +250,9 @@ class XnnpackBackend : public Backend {
     const graph::Shape& xs = ctx.input_shapes[0];
     const size_t channels = static_cast<size_t>(xs.back());
     const size_t rows = static_cast<size_t>(graph::NumElements(xs)) / channels;
-    const float eps = ctx.attrs<graph::BatchNormAttrs>().epsilon;
     auto folded = std::make_unique<Folded>();
-    folded->scale.resize(channels);
-    folded->shift.resize(channels);
-    for (size_t c = 0; c < channels; ++c) {
-      double s = ctx.inputs[1][c] / std::sqrt(static_cast<double>(ctx.inputs[4][c]) + eps);
-      folded->scale[c] = static_cast<float>(s);
-      folded->shift[c] = static_cast<float>(ctx.inputs[2][c] - ctx.inputs[3][c] * s);
-    }
+    FoldBatchNorm(*ctx.graph, *ctx.node, static_cast<int>(channels), &folded->scale,
+                  &folded->shift);
     const size_t data_shape[2] = {rows, channels};
     const size_t channel_shape[1] = {channels};
     std::vector<Operator> ops(2);

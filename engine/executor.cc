@@ -121,16 +121,14 @@ Status Executor::Plan() {
       inputs_ = graph::PartitionInputs(g, graph::Partition::kCloud);
       break;
   }
-  std::vector<int> producer_step(num_tensors, -1);
-  for (size_t s = 0; s < steps.size(); ++s)
-    producer_step[g.nodes[steps[s]].outputs[0]] = static_cast<int>(s);
+  std::vector<bool> produced(num_tensors, false);
+  for (int s : steps) produced[g.nodes[s].outputs[0]] = true;
   for (const graph::NamedOutput& o : g.outputs) {
-    if (producer_step[o.tensor] >= 0) results_.push_back(o.tensor);
+    if (produced[o.tensor]) results_.push_back(o.tensor);
   }
   if (options_.scope == Scope::kEdge) {
     for (graph::TensorId t : graph::PartitionInputs(g, graph::Partition::kCloud)) {
-      if (producer_step[t] >= 0 &&
-          std::find(results_.begin(), results_.end(), t) == results_.end()) {
+      if (produced[t] && std::find(results_.begin(), results_.end(), t) == results_.end()) {
         results_.push_back(t);
       }
     }
@@ -156,27 +154,40 @@ Status Executor::Plan() {
     for (int t = 0; t < num_tensors; ++t) readable_[t] = readable_[t] || planned[t];
   }
 
+  // The backend's fusions: each chain becomes one step, and the tensors inside chains and those
+  // the backend keeps in its own form get no buffer.
+  HYBRID_ASSIGN_OR_RETURN(std::vector<std::vector<int>> groups, FuseSteps(steps, planned));
+  fused_ = held_by_backend_;
+  for (const auto& group : groups) {
+    for (size_t i = 0; i + 1 < group.size(); ++i) fused_[g.nodes[group[i]].outputs[0]] = true;
+  }
+  for (int t = 0; t < num_tensors; ++t) planned[t] = planned[t] && !fused_[t];
+
   // A flatten's output shares its input's buffer: the layout of the bytes does not change.
   std::vector<graph::TensorId> root(num_tensors);
   for (int t = 0; t < num_tensors; ++t) root[t] = t;
-  for (int s : steps) {
-    const graph::Node& n = g.nodes[s];
-    if (n.op == graph::OpType::kFlatten) root[n.outputs[0]] = root[n.inputs[0]];
+  for (const auto& group : groups) {
+    const graph::Node& n = g.nodes[group[0]];
+    if (group.size() == 1 && n.op == graph::OpType::kFlatten && planned[n.inputs[0]]) {
+      root[n.outputs[0]] = root[n.inputs[0]];
+    }
   }
   const int end = std::numeric_limits<int>::max();
   std::vector<Interval> intervals(num_tensors, Interval{end, -1, 0});
   auto touch = [&](graph::TensorId t, int step) {
+    if (!planned[t]) return;
     Interval& iv = intervals[root[t]];
     iv.first = std::min(iv.first, step);
     iv.last = std::max(iv.last, step);
   };
   for (graph::TensorId t : inputs_) touch(t, -1);
-  for (size_t s = 0; s < steps.size(); ++s) {
-    const graph::Node& n = g.nodes[steps[s]];
-    for (graph::TensorId t : n.inputs) {
-      if (!g.tensors[t].is_constant()) touch(t, static_cast<int>(s));
+  for (size_t s = 0; s < groups.size(); ++s) {
+    for (int node : groups[s]) {
+      for (graph::TensorId t : g.nodes[node].inputs) {
+        if (!g.tensors[t].is_constant()) touch(t, static_cast<int>(s));
+      }
+      touch(g.nodes[node].outputs[0], static_cast<int>(s));
     }
-    touch(n.outputs[0], static_cast<int>(s));
   }
   for (int t = 0; t < num_tensors; ++t) {
     if (planned[t] && readable_[t]) touch(t, end);
@@ -212,8 +223,9 @@ Status Executor::Plan() {
     }
   }
 
-  for (int s : steps) {
-    const graph::Node& node = g.nodes[s];
+  for (const auto& group : groups) {
+    const graph::Node& node = g.nodes[group[0]];
+    const graph::Node& last = g.nodes[group.back()];
     NodeContext ctx;
     ctx.graph = &g;
     ctx.node = &node;
@@ -222,11 +234,17 @@ Status Executor::Plan() {
       ctx.input_shapes.push_back(shapes_[t]);
       ctx.inputs.push_back(g.tensors[t].is_constant() ? g.ConstantData<float>(t) : buffers_[t]);
     }
-    ctx.output_shape = shapes_[node.outputs[0]];
-    ctx.output = buffers_[node.outputs[0]];
+    ctx.output_shape = shapes_[last.outputs[0]];
+    ctx.output = buffers_[last.outputs[0]];
+    StepInfo info{node.name, "", "", {}};
+    for (size_t i = 1; i < group.size(); ++i) {
+      ctx.fused.push_back(&g.nodes[group[i]]);
+      info.fused.push_back(g.nodes[group[i]].name);
+    }
     Backend* backend = backend_.get();
-    StepInfo info{node.name, std::string(backend->NameFor(node)), ""};
-    Status supported = backend->Supports(g, node);
+    info.backend = std::string(backend->NameFor(node));
+    // A fused chain was the backend's own choice; single nodes may fall back to ref.
+    Status supported = group.size() > 1 ? Status::Ok() : backend->Supports(g, node);
     if (!supported.ok()) {
       if (!options_.fallback || ref_ == nullptr) {
         return supported.WithContext(fmt::format("backend '{}' cannot run node '{}' ({})",
@@ -248,11 +266,76 @@ Status Executor::Plan() {
   return Status::Ok();
 }
 
+Result<std::vector<std::vector<int>>> Executor::FuseSteps(const std::vector<int>& steps,
+                                                          const std::vector<bool>& planned) {
+  const graph::Graph& g = *graph_;
+  const int num_tensors = static_cast<int>(g.tensors.size());
+  FusionPlan plan = backend_->Fuse(PlanScope{&g, steps, readable_, &shapes_});
+  // The plan is the backend's; check that it keeps the graph's meaning before trusting it.
+  std::vector<int> consumers(num_tensors, 0);
+  for (const graph::Node& n : g.nodes) {
+    for (graph::TensorId t : n.inputs) ++consumers[t];
+  }
+  std::vector<int> step_of(g.nodes.size(), -1), chain_of(g.nodes.size(), -1);
+  for (size_t s = 0; s < steps.size(); ++s) step_of[steps[s]] = static_cast<int>(s);
+  auto bad = [&](const std::string& why) {
+    return Error("backend '{}' proposed an invalid fusion: {}", backend_->name(), why);
+  };
+  for (size_t c = 0; c < plan.chains.size(); ++c) {
+    const std::vector<int>& chain = plan.chains[c];
+    if (chain.size() < 2) return bad("a chain of fewer than two nodes");
+    for (size_t i = 0; i < chain.size(); ++i) {
+      const int n = chain[i];
+      if (n < 0 || n >= static_cast<int>(g.nodes.size()) || step_of[n] < 0) {
+        return bad(fmt::format("node {} is not in the plan", n));
+      }
+      if (chain_of[n] >= 0) return bad(fmt::format("node '{}' is in two chains", g.nodes[n].name));
+      chain_of[n] = static_cast<int>(c);
+      if (i == 0) continue;
+      const graph::Node& prev = g.nodes[chain[i - 1]];
+      const graph::Node& node = g.nodes[n];
+      const graph::TensorId link = prev.outputs[0];
+      if (node.inputs.empty() || node.inputs[0] != link || consumers[link] != 1 ||
+          readable_[link]) {
+        return bad(fmt::format("'{}' does not read '{}' alone", node.name, prev.name));
+      }
+      for (size_t k = 1; k < node.inputs.size(); ++k) {
+        if (!g.tensors[node.inputs[k]].is_constant()) {
+          return bad(fmt::format("'{}' reads an activation besides the chain", node.name));
+        }
+      }
+    }
+  }
+  held_by_backend_.assign(num_tensors, false);
+  for (graph::TensorId t : plan.internal) {
+    if (t < 0 || t >= num_tensors || !planned[t] || readable_[t] ||
+        std::find(inputs_.begin(), inputs_.end(), t) != inputs_.end()) {
+      return bad(fmt::format("tensor {} cannot be held by the backend", t));
+    }
+    held_by_backend_[t] = true;
+  }
+  std::vector<std::vector<int>> groups;
+  for (int s : steps) {
+    if (chain_of[s] < 0) {
+      groups.push_back({s});
+    } else if (plan.chains[chain_of[s]][0] == s) {
+      groups.push_back(plan.chains[chain_of[s]]);
+    }
+  }
+  return groups;
+}
+
 TensorView Executor::Tensor(graph::TensorId id) const { return {buffers_[id], shapes_[id]}; }
 
 Result<TensorView> Executor::Tensor(std::string_view name) const {
   graph::TensorId t = graph_->FindTensor(name);
   if (t < 0) return Error("the model has no tensor '{}'", name);
+  if (buffers_[t] == nullptr && fused_[t]) {
+    return Error(
+        "tensor '{}' is not kept after a run (the {} backend fused it away): plan with "
+        "it in `keep`",
+        name, backend_->name());
+  }
   if (buffers_[t] == nullptr) {
     return Error("tensor '{}' is not computed by the {} partition", name, ToString(options_.scope));
   }

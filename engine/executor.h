@@ -45,7 +45,8 @@ struct TensorView {
 struct StepInfo {
   std::string node;
   std::string backend;
-  std::string fallback_reason;  // why the chosen backend refused the node, when it fell back
+  std::string fallback_reason;     // why the chosen backend refused the node, when it fell back
+  std::vector<std::string> fused;  // nodes the backend runs in the same kernel, after `node`
 };
 
 class Executor {
@@ -75,13 +76,17 @@ class Executor {
   const graph::Graph& graph() const { return *graph_; }
   const PlanOptions& options() const { return options_; }
   const std::vector<StepInfo>& steps() const { return steps_; }
-  // The planned kernels, one per step, for benchmarks that run them without the executor.
+  // The planned kernels, one per step (a fused chain is one step), for benchmarks that run them
+  // without the executor.
   const std::vector<std::unique_ptr<Kernel>>& kernels() const { return kernels_; }
   size_t arena_bytes() const { return arena_bytes_; }
 
  private:
   Executor() = default;
   Status Plan();
+  // The steps as groups of nodes: the backend's fusion plan, checked, applied to `steps`.
+  Result<std::vector<std::vector<int>>> FuseSteps(const std::vector<int>& steps,
+                                                  const std::vector<bool>& planned);
 
   std::shared_ptr<const graph::Graph> graph_;
   PlanOptions options_;
@@ -91,8 +96,10 @@ class Executor {
   std::vector<std::unique_ptr<Kernel>> kernels_;
   std::vector<StepInfo> steps_;
   std::vector<graph::Shape> shapes_;
-  std::vector<float*> buffers_;  // per tensor: arena pointer, or null when not planned
-  std::vector<bool> readable_;   // per tensor: kept intact after Run
+  std::vector<float*> buffers_;        // per tensor: arena pointer, or null when not planned
+  std::vector<bool> readable_;         // per tensor: kept intact after Run
+  std::vector<bool> fused_;            // per tensor: computed inside a fused step, no buffer
+  std::vector<bool> held_by_backend_;  // per tensor: passed between kernels in the backend's form
   std::vector<graph::TensorId> inputs_, results_;
   float* arena_ = nullptr;
   size_t arena_bytes_ = 0;

@@ -1,5 +1,7 @@
 #include "engine/layer_params.h"
 
+#include <cmath>
+
 #include "kernels/ref.h"
 
 namespace hybrid::engine {
@@ -8,16 +10,20 @@ using graph::OpType;
 using graph::Precision;
 
 kernels::Conv2dParams ConvParamsOf(const NodeContext& ctx) {
+  // A fused chain keeps the layer's shape: channelwise nodes follow it.
+  return ConvParamsOf(*ctx.node, ctx.input_shapes[0], ctx.output_shape);
+}
+
+kernels::Conv2dParams ConvParamsOf(const graph::Node& node, const graph::Shape& x,
+                                   const graph::Shape& y) {
   kernels::Conv2dParams p;
-  const graph::Shape& x = ctx.input_shapes[0];
-  const graph::Shape& y = ctx.output_shape;
   p.batch = static_cast<int>(x[0]);
-  if (ctx.node->op == OpType::kDense) {
+  if (node.op == OpType::kDense) {
     p.in_c = static_cast<int>(x[1]);
     p.out_c = static_cast<int>(y[1]);
     return p;
   }
-  const auto& a = ctx.attrs<graph::Conv2dAttrs>();
+  const auto& a = std::get<graph::Conv2dAttrs>(node.attrs);
   p.in_h = static_cast<int>(x[1]);
   p.in_w = static_cast<int>(x[2]);
   p.in_c = static_cast<int>(x[3]);
@@ -74,6 +80,22 @@ IntegerLayer MakeIntegerLayer(const NodeContext& ctx) {
   l.pad_pixel.assign(static_cast<size_t>(l.p.groups) * kernels::Int8Channels(l.p.in_c / l.p.groups),
                      kernels::QuantizeOneU8(l.act, l.p.pad_value));
   return l;
+}
+
+void FoldBatchNorm(const graph::Graph& g, const graph::Node& bn, int channels,
+                   std::vector<float>* scale, std::vector<float>* shift) {
+  const float eps = std::get<graph::BatchNormAttrs>(bn.attrs).epsilon;
+  const float* gamma = g.ConstantData<float>(bn.inputs[1]);
+  const float* beta = g.ConstantData<float>(bn.inputs[2]);
+  const float* mean = g.ConstantData<float>(bn.inputs[3]);
+  const float* var = g.ConstantData<float>(bn.inputs[4]);
+  scale->resize(channels);
+  shift->resize(channels);
+  for (int c = 0; c < channels; ++c) {
+    const double s = gamma[c] / std::sqrt(static_cast<double>(var[c]) + eps);
+    (*scale)[c] = static_cast<float>(s);
+    (*shift)[c] = static_cast<float>(beta[c] - mean[c] * s);
+  }
 }
 
 }  // namespace hybrid::engine

@@ -11,7 +11,10 @@
 
 namespace hybrid::engine {
 
-// The node's shapes as kernel parameters; a dense layer is a 1x1 convolution of 1x1 images.
+// A conv2d or dense node's shapes as kernel parameters; a dense layer is a 1x1 convolution of
+// 1x1 images.
+kernels::Conv2dParams ConvParamsOf(const graph::Node& node, const graph::Shape& in,
+                                   const graph::Shape& out);
 kernels::Conv2dParams ConvParamsOf(const NodeContext& ctx);
 
 // The quantization attributes of a conv2d or dense node, or null for other ops.
@@ -30,5 +33,10 @@ struct IntegerLayer {
   std::vector<uint8_t> pad_pixel;  // one pixel of the quantized pad value
 };
 IntegerLayer MakeIntegerLayer(const NodeContext& ctx);
+
+// A batchnorm node's per-channel affine y = x * scale[c] + shift[c], folded in double from its
+// constant inputs (gamma, beta, mean, variance) so that every backend folds alike.
+void FoldBatchNorm(const graph::Graph& g, const graph::Node& bn, int channels,
+                   std::vector<float>* scale, std::vector<float>* shift);
 
 }  // namespace hybrid::engine

@@ -19,6 +19,8 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include "kernels/output-inl.h"
+
 HWY_BEFORE_NAMESPACE();
 namespace hybrid::kernels {
 namespace HWY_NAMESPACE {
@@ -41,8 +43,8 @@ HWY_INLINE VU64 PopCount64([[maybe_unused]] DU64 d, VU64 v) {
 #endif
 }
 
-void BitpackF32Impl(int64_t pixels, int channels, int groups, const float* thresholds,
-                    const float* in, uint64_t* out) {
+void BitpackF32Impl(int64_t pixels, int channels, int groups, const float* below,
+                    const float* above, const float* in, uint64_t* out) {
   const hn::ScalableTag<float> df;
   const size_t n = hn::Lanes(df);
   const int cg = channels / groups;
@@ -58,10 +60,12 @@ void BitpackF32Impl(int64_t pixels, int channels, int groups, const float* thres
         if (n <= 64) {
           for (; c + static_cast<int>(n) <= count; c += static_cast<int>(n)) {
             const auto v = hn::LoadU(df, x + c0 + c);
-            const auto t =
-                thresholds != nullptr ? hn::LoadU(df, thresholds + c0 + c) : hn::Zero(df);
+            const auto negative = below != nullptr
+                                      ? hn::Or(hn::Lt(v, hn::LoadU(df, below + c0 + c)),
+                                               hn::Gt(v, hn::LoadU(df, above + c0 + c)))
+                                      : hn::Lt(v, hn::Zero(df));
             uint8_t bytes[8] = {};
-            hn::StoreMaskBits(df, hn::Lt(v, t), bytes);
+            hn::StoreMaskBits(df, negative, bytes);
             uint64_t bits = 0;
             std::memcpy(&bits, bytes, sizeof(bits));
             if (n < 64) bits &= (uint64_t{1} << n) - 1;
@@ -69,8 +73,9 @@ void BitpackF32Impl(int64_t pixels, int channels, int groups, const float* thres
           }
         }
         for (; c < count; ++c) {
-          const float t = thresholds != nullptr ? thresholds[c0 + c] : 0.f;
-          word |= static_cast<uint64_t>(x[c0 + c] < t) << c;
+          const float v = x[c0 + c];
+          const bool negative = below != nullptr ? v < below[c0 + c] || v > above[c0 + c] : v < 0.f;
+          word |= static_cast<uint64_t>(negative) << c;
         }
         *out++ = word;
       }
@@ -78,34 +83,52 @@ void BitpackF32Impl(int64_t pixels, int channels, int groups, const float* thres
   }
 }
 
-// Where one tile's results go: MR output pixels of one block of 16 channels.
+// Where one tile's results go: MR output pixels of one block of 16 channels, as floats through
+// the block's transform, or as 16 bits (d < threshold) per pixel for a following binary layer.
 struct TileOutput {
-  int32_t k_total;    // taps * channels per group: the dot product of all-agreeing signs
-  const float* mul;   // 16 values
-  const float* bias;  // 16 values or null
-  bool relu;
+  int32_t k_total;            // taps * channels per group: the dot product of all-agreeing signs
+  OutputTransform transform;  // the block's view (BlockOf): 16 values per array
+  const int32_t* threshold;   // 16 values for bits output, else null
+  // With bits output, binary, and no correction in the tile: bit = count > count_threshold[j],
+  // the threshold moved onto the popcounts so that the bits come straight from the accumulators.
+  const int64_t* count_threshold;
   int oc_count;                // channels of the block that exist (the rest is padding)
-  const int32_t* const* corr;  // per pixel: 16 values to subtract (zero-padding, zero point)
-  float* const* y;             // per pixel: where the block's first channel goes
+  const int32_t* zero;         // 16 values to subtract from every pixel's sum (2-bit), or null
+  const int32_t* const* corr;  // per pixel: 16 values to subtract (zero-padded taps), or null
+  unsigned char* const* px;    // per pixel: the first byte of its output
+  int64_t offset;              // bytes from there to the block's floats or 2 bytes of bits
+
+  HWY_INLINE float* Y(int m) const { return reinterpret_cast<float*>(px[m] + offset); }
+  HWY_INLINE unsigned char* Bits(int m) const { return px[m] + offset; }
 };
 
 // The integer dot product from a lane's count: binary (one plane) counts disagreeing signs, so
 // dot = k_total - 2 * count; 2-bit (two planes) accumulates the signed sum itself.
 template <int kPlanes>
-HWY_INLINE int32_t DotOf(int32_t k_total, uint64_t count) {
-  return kPlanes == 1 ? k_total - 2 * static_cast<int32_t>(count) : static_cast<int32_t>(count);
+HWY_INLINE int32_t DotOf(int32_t k_total, int32_t count) {
+  return kPlanes == 1 ? k_total - 2 * count : count;
 }
 
-// dot - corr, then dot * mul + bias and ReLU, one channel at a time.
+HWY_INLINE void StoreBits16(uint64_t bits, unsigned char* dst) {
+  const auto b16 = static_cast<uint16_t>(bits);  // little-endian: the word's bits in order
+  std::memcpy(dst, &b16, sizeof(b16));
+}
+
+// dot - corr, then the transform or the threshold, one channel at a time.
 template <int kPlanes>
-HWY_INLINE void TransformScalar(const uint64_t* counts, int m, const TileOutput& o) {
+HWY_INLINE void TransformScalar(const int32_t* counts, int m, const TileOutput& o) {
+  uint64_t bits = 0;
   for (int j = 0; j < o.oc_count; ++j) {
     int32_t dot = DotOf<kPlanes>(o.k_total, counts[j]);
+    if (o.zero != nullptr) dot -= o.zero[j];
     if (o.corr[m] != nullptr) dot -= o.corr[m][j];
-    float v = static_cast<float>(dot) * o.mul[j];
-    if (o.bias != nullptr) v = v + o.bias[j];
-    o.y[m][j] = o.relu && v < 0.f ? 0.f : v;
+    if (o.threshold != nullptr) {
+      bits |= static_cast<uint64_t>(dot < o.threshold[j]) << j;
+    } else {
+      o.Y(m)[j] = TransformOne(o.transform, j, dot);
+    }
   }
+  if (o.threshold != nullptr) StoreBits16(bits, o.Bits(m));
 }
 
 // Popcounts of (input XOR weights) for MR pixels and one block of 16 output channels, then the
@@ -141,7 +164,7 @@ HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uin
   if (static_cast<int>(hn::Lanes(d)) != kLanes) {
     // A scalable vector whose size is unknown at compile time: one channel at a time.
     for (int m = 0; m < MR; ++m) {
-      uint64_t counts[kBinaryOcBlock];
+      int32_t counts[kBinaryOcBlock];
       for (int j = 0; j < kBinaryOcBlock; ++j) {
         uint64_t sum = 0;
         for (int t = 0; t < taps; ++t) {
@@ -160,7 +183,7 @@ HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uin
             }
           }
         }
-        counts[j] = sum;
+        counts[j] = static_cast<int32_t>(sum);
       }
       TransformScalar<kPlanes>(counts, m, out);
     }
@@ -205,32 +228,67 @@ HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uin
       }
     }
   }
+#if HWY_TARGET != HWY_SCALAR
+  if (out.count_threshold != nullptr) {
+    const hn::Repartition<int64_t, DU64> ds;
+    for (int m = 0; m < MR; ++m) {
+      uint64_t bits = 0;
+      for (int j = 0; j < kVecs; ++j) {
+        const auto over =
+            hn::Gt(hn::BitCast(ds, acc[m][j]), hn::LoadU(ds, out.count_threshold + j * kLanes));
+        uint8_t bytes[8] = {};
+        hn::StoreMaskBits(ds, over, bytes);
+        bits |= static_cast<uint64_t>(bytes[0] & ((1u << kLanes) - 1)) << (j * kLanes);
+      }
+      StoreBits16(bits, out.Bits(m));
+    }
+    return;
+  }
+#endif
+  // The counts leave the registers once, through loops the compiler unrolls, so that the
+  // transform's loops may index them without keeping the accumulators in memory meanwhile.
+  // Counts fit in 32 bits.
+  HWY_ALIGN int32_t counts[MR][kBinaryOcBlock];
 #if HWY_TARGET == HWY_SCALAR
   for (int m = 0; m < MR; ++m) {
-    HWY_ALIGN uint64_t counts[kBinaryOcBlock];
-    for (int j = 0; j < kVecs; ++j) hn::StoreU(acc[m][j], d, counts + j * kLanes);
-    TransformScalar<kPlanes>(counts, m, out);
+    for (int j = 0; j < kVecs; ++j) counts[m][j] = static_cast<int32_t>(hn::GetLane(acc[m][j]));
   }
+  for (int m = 0; m < MR; ++m) TransformScalar<kPlanes>(counts[m], m, out);
 #else
-  // Counts fit in 32 bits: the even 32-bit halves of two u64 vectors make one i32 vector.
   const hn::Repartition<int32_t, DU64> di;
   const hn::Repartition<float, DU64> df;
   constexpr int kLanes32 = 2 * kLanes;
+  for (int m = 0; m < MR; ++m) {
+    for (int q = 0; q < kVecs / 2; ++q) {
+      // The even 32-bit halves of two u64 vectors make one i32 vector.
+      hn::Store(
+          hn::ConcatEven(di, hn::BitCast(di, acc[m][2 * q + 1]), hn::BitCast(di, acc[m][2 * q])),
+          di, counts[m] + q * kLanes32);
+    }
+  }
   const auto k_total = hn::Set(di, out.k_total);
   for (int m = 0; m < MR; ++m) {
     HWY_ALIGN float partial[kBinaryOcBlock];
-    float* y = out.oc_count == kBinaryOcBlock ? out.y[m] : partial;
+    float* y = out.threshold == nullptr && out.oc_count < kBinaryOcBlock ? partial
+               : out.threshold == nullptr                                ? out.Y(m)
+                                                                         : nullptr;
+    uint64_t bits = 0;
     for (int q = 0; q < kVecs / 2; ++q) {
-      const auto counts =
-          hn::ConcatEven(di, hn::BitCast(di, acc[m][2 * q + 1]), hn::BitCast(di, acc[m][2 * q]));
-      auto dot = kPlanes == 1 ? hn::Sub(k_total, hn::Add(counts, counts)) : counts;
+      const auto count = hn::Load(di, counts[m] + q * kLanes32);
+      auto dot = kPlanes == 1 ? hn::Sub(k_total, hn::Add(count, count)) : count;
+      if (out.zero != nullptr) dot = hn::Sub(dot, hn::LoadU(di, out.zero + q * kLanes32));
       if (out.corr[m] != nullptr) dot = hn::Sub(dot, hn::LoadU(di, out.corr[m] + q * kLanes32));
-      auto v = hn::Mul(hn::ConvertTo(df, dot), hn::LoadU(df, out.mul + q * kLanes32));
-      if (out.bias != nullptr) v = hn::Add(v, hn::LoadU(df, out.bias + q * kLanes32));
-      if (out.relu) v = hn::Max(v, hn::Zero(df));
-      hn::StoreU(v, df, y + q * kLanes32);
+      if (out.threshold != nullptr) {
+        bits |= ThresholdBits(di, dot, out.threshold + q * kLanes32) << (q * kLanes32);
+      } else {
+        hn::StoreU(TransformVec(di, dot, out.transform, q * kLanes32), df, y + q * kLanes32);
+      }
     }
-    if (y == partial) std::memcpy(out.y[m], partial, sizeof(float) * out.oc_count);
+    if (out.threshold != nullptr) {
+      StoreBits16(bits, out.Bits(m));
+    } else if (y == partial) {
+      std::memcpy(out.Y(m), partial, sizeof(float) * out.oc_count);
+    }
   }
 #endif
 }
@@ -271,14 +329,26 @@ HWY_INLINE void Dispatch(int mr, const Src& src, int taps, int words, const uint
   }
 }
 
+// Where a convolution's results go: floats through a transform, or bits for a binary layer.
+struct ConvOutput {
+  const OutputTransform* transform;  // with y
+  float* y;
+  const BitsOutput* bits;  // with packed
+  uint64_t* packed;
+};
+
+// Blocks of output channels planned at once: their weights stay hot while the pixels stream.
+constexpr int kMaxChunkBlocks = 64;
+
 // The convolution driver shared by the binary and 2-bit kernels. Binary pads with kZeroWords
 // (+1 signs) and corrects zero-padded taps with `tap_sums`; 2-bit reads `pad_pixel` and
 // subtracts `zero` (the zero point times each channel's weight sum) from every output.
 template <int kPlanes>
-void BitConv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
+void BitConv2d(const Conv2dParams& params, const uint64_t* in, const uint64_t* pad_pixel,
                const uint64_t* packed, const int32_t* tap_sums, const int32_t* zero,
-               const int64_t* offsets, const BinaryOutput& o, float* out, int row_begin,
-               int row_end) {
+               const int64_t* offsets, const ConvOutput& o, int row_begin, int row_end) {
+  // A copy: the outputs are written through pointers the compiler cannot tell from `params`.
+  const Conv2dParams p = params;
   const int cg = p.in_c / p.groups;
   const int out_cg = p.out_c / p.groups;
   const int words = PackedWords(cg);
@@ -286,12 +356,10 @@ void BitConv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pi
   const int taps = p.kernel_h * p.kernel_w;
   const int blocks = (out_cg + kBinaryOcBlock - 1) / kBinaryOcBlock;
   const int64_t block_words = static_cast<int64_t>(taps) * plane_words * kBinaryOcBlock;
-  const int chunk = static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>(blocks, kBlockChunkBytes / (block_words * 8))));
+  const int chunk = static_cast<int>(std::clamp<int64_t>(kBlockChunkBytes / (block_words * 8), 1,
+                                                         std::min(blocks, kMaxChunkBlocks)));
   const int64_t image_words = static_cast<int64_t>(p.in_h) * p.in_w * p.groups * plane_words;
   const bool zero_padding = kPlanes == 1 && p.pad_value == 0.f;
-  const uint64_t* src_taps[kTilePixels * kMaxBinaryTaps];
-  const uint64_t* tap_base[kMaxBinaryTaps];
   const int64_t pixel_step = static_cast<int64_t>(p.stride_w) * p.groups * plane_words;
   // Output columns [ox_lo, ox_hi) and rows whose every tap lies inside the input.
   const int span_w = (p.kernel_w - 1) * p.dilation_w;
@@ -300,89 +368,129 @@ void BitConv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pi
   const int ox_hi = p.in_w - 1 + p.pad_left - span_w < 0
                         ? 0
                         : (p.in_w - 1 + p.pad_left - span_w) / p.stride_w + 1;
+  // Bits output: 64-bit words per output pixel in the consumer's layout.
+  const int bits_cg = o.bits != nullptr ? p.out_c / o.bits->groups : 1;
+  const int64_t bits_pixel_words =
+      o.bits != nullptr ? static_cast<int64_t>(o.bits->groups) * PackedWords(bits_cg) : 0;
+  const int64_t out_pixel_bytes =
+      o.bits != nullptr ? bits_pixel_words * 8 : static_cast<int64_t>(p.out_c) * sizeof(float);
+  unsigned char* const out_base = o.bits != nullptr ? reinterpret_cast<unsigned char*>(o.packed)
+                                                    : reinterpret_cast<unsigned char*>(o.y);
+
+  const uint64_t* src_taps[kTilePixels * kMaxBinaryTaps];
+  const uint64_t* tap_base[kMaxBinaryTaps];
   HWY_ALIGN int32_t corr[kTilePixels][kBinaryOcBlock];
-  HWY_ALIGN float tail_mul[kBinaryOcBlock], tail_bias[kBinaryOcBlock];
-  // Tiles run over the pixels of the row range as one sequence, so narrow rows (7 or 14 pixels)
-  // still fill whole tiles; a tile that crosses a row, an image or the padding gathers its taps.
+  // Per block of the chunk, what does not change from tile to tile.
+  struct BlockPlan {
+    TileOutput to;
+    const uint64_t* weights;
+    HWY_ALIGN int64_t count_threshold[kBinaryOcBlock];
+  };
+  BlockPlan plan[kMaxChunkBlocks];
+  BlockTail tail;  // only a group's last block can be partial
   const int64_t px_begin = static_cast<int64_t>(row_begin) * p.out_w;
   const int64_t px_end = static_cast<int64_t>(row_end) * p.out_w;
   const int64_t plane = static_cast<int64_t>(p.out_h) * p.out_w;
-  HWY_ALIGN int32_t block_zero[kBinaryOcBlock];
   for (int g = 0; g < p.groups; ++g) {
     const uint64_t* pad = kPlanes == 1 ? kZeroWords : pad_pixel + g * plane_words;
     for (int blk0 = 0; blk0 < blocks; blk0 += chunk) {
-      const int blk1 = std::min(blocks, blk0 + chunk);
+      const int nblk = std::min(blocks, blk0 + chunk) - blk0;
+      for (int i = 0; i < nblk; ++i) {
+        const int oc0 = (blk0 + i) * kBinaryOcBlock;  // within the group
+        const int c0 = g * out_cg + oc0;              // within the layer
+        const int count = std::min(kBinaryOcBlock, out_cg - oc0);
+        TileOutput& to = plan[i].to;
+        to = TileOutput{taps * cg, {}, nullptr, nullptr, count, nullptr, nullptr, nullptr, 0};
+        if (o.bits != nullptr) {
+          to.threshold = BlockOf(o.bits->threshold, c0, count, INT32_MIN, tail.threshold);
+          // dot < t, with dot = k_total - 2 * count, is count > floor((k_total - t) / 2).
+          for (int j = 0; j < kBinaryOcBlock; ++j) {
+            plan[i].count_threshold[j] = (int64_t{to.k_total} - to.threshold[j]) >> 1;
+          }
+          to.offset = ((c0 / bits_cg) * PackedWords(bits_cg) + c0 % bits_cg / 64) * 8 +
+                      c0 % bits_cg % 64 / 8;
+        } else {
+          to.transform = BlockOf(*o.transform, c0, count, &tail);
+          to.offset = static_cast<int64_t>(c0) * sizeof(float);
+        }
+        to.zero = BlockOf(zero, c0, count, 0, tail.zero);
+        plan[i].weights = packed + (static_cast<int64_t>(g) * blocks + blk0 + i) * block_words;
+      }
+      // The output pixel px as image b, row oy, column ox, advanced tile by tile.
+      int64_t b = px_begin / plane;
+      int oy = static_cast<int>(px_begin % plane / p.out_w);
+      int ox = static_cast<int>(px_begin % p.out_w);
       for (int64_t px = px_begin; px < px_end;) {
         const int64_t left = px_end - px;
         const int mr = left >= kTilePixels ? kTilePixels : left >= kHalfTile ? kHalfTile : 1;
-        const int64_t* offs[kTilePixels];
-        const uint64_t* images[kTilePixels];
-        for (int m = 0; m < mr; ++m) {
-          offs[m] = offsets + ((px + m) % plane) * taps;
-          images[m] = in + ((px + m) / plane) * image_words + g * plane_words;
-        }
-        const int ox = static_cast<int>(px % p.out_w);
-        const int oy = static_cast<int>((px / p.out_w) % p.out_h);
         const int iy0 = oy * p.stride_h - p.pad_top;
         // Interior tiles read every tap inside one row of one image: one pointer per tap.
         const bool interior = ox + mr <= p.out_w && iy0 >= 0 && iy0 + span_h < p.in_h &&
                               ox >= ox_lo && ox + mr <= ox_hi;
+        const int64_t* offs[kTilePixels];
         bool padded[kTilePixels] = {};
-        if (interior) {
-          for (int t = 0; t < taps; ++t) tap_base[t] = images[0] + offs[0][t] * kPlanes;
-        } else {
+        bool any_padded = false;
+        unsigned char* px_out[kTilePixels];
+        {
+          int64_t mb = b;
+          int my = oy, mx = ox;
           for (int m = 0; m < mr; ++m) {
-            for (int t = 0; t < taps; ++t) {
-              const int64_t off = offs[m][t];
-              padded[m] |= off < 0;
-              src_taps[m * taps + t] = off >= 0 ? images[m] + off * kPlanes : pad;
+            offs[m] = offsets + (static_cast<int64_t>(my) * p.out_w + mx) * taps;
+            px_out[m] = out_base + (px + m) * out_pixel_bytes;
+            const uint64_t* image = in + mb * image_words + g * plane_words;
+            if (interior) {
+              if (m == 0) {
+                for (int t = 0; t < taps; ++t) tap_base[t] = image + offs[0][t] * kPlanes;
+              }
+            } else {
+              for (int t = 0; t < taps; ++t) {
+                const int64_t off = offs[m][t];
+                padded[m] |= off < 0;
+                src_taps[m * taps + t] = off >= 0 ? image + off * kPlanes : pad;
+              }
+              any_padded |= padded[m];
+            }
+            if (++mx == p.out_w) {
+              mx = 0;
+              if (++my == p.out_h) my = 0, ++mb;
             }
           }
+          // The next tile starts where this one ends.
+          b = mb;
+          oy = my;
+          ox = mx;
         }
         const GatheredSrc gathered{src_taps, taps};
         const StridedSrc strided{tap_base, pixel_step};
-        (void)pad;
-        for (int blk = blk0; blk < blk1; ++blk) {
-          const int oc0 = blk * kBinaryOcBlock;  // within the group
-          const int c0 = g * out_cg + oc0;       // within the layer
-          const int oc_count = std::min(kBinaryOcBlock, out_cg - oc0);
-          const int32_t* corr_ptr[kTilePixels] = {};
-          float* y_ptr[kTilePixels] = {};
-          if (kPlanes == 2) {
-            for (int j = 0; j < kBinaryOcBlock; ++j)
-              block_zero[j] = j < oc_count ? zero[c0 + j] : 0;
-          }
-          for (int m = 0; m < mr; ++m) {
-            y_ptr[m] = out + (px + m) * p.out_c + c0;
-            if (kPlanes == 2) corr_ptr[m] = block_zero;
-            if (!zero_padding || !padded[m]) continue;
-            for (int j = 0; j < kBinaryOcBlock; ++j) {
-              int32_t sum = 0;
-              if (j < oc_count) {
-                const int32_t* sums = tap_sums + static_cast<int64_t>(c0 + j) * taps;
-                for (int t = 0; t < taps; ++t) sum += offs[m][t] < 0 ? sums[t] : 0;
+        const int32_t* corr_ptr[kTilePixels] = {};
+        const bool correct = zero_padding && any_padded;
+        for (int i = 0; i < nblk; ++i) {
+          TileOutput& to = plan[i].to;
+          if (correct) {
+            // Zero-padded taps read +1 signs; take back what they added.
+            const int c0 = g * out_cg + (blk0 + i) * kBinaryOcBlock;
+            for (int m = 0; m < mr; ++m) {
+              corr_ptr[m] = nullptr;
+              if (!padded[m]) continue;
+              for (int j = 0; j < kBinaryOcBlock; ++j) {
+                int32_t sum = 0;
+                if (j < to.oc_count) {
+                  const int32_t* sums = tap_sums + static_cast<int64_t>(c0 + j) * taps;
+                  for (int t = 0; t < taps; ++t) sum += offs[m][t] < 0 ? sums[t] : 0;
+                }
+                corr[m][j] = sum;
               }
-              corr[m][j] = sum;
+              corr_ptr[m] = corr[m];
             }
-            corr_ptr[m] = corr[m];
           }
-          TileOutput to{taps * cg, o.mul + c0, o.bias != nullptr ? o.bias + c0 : nullptr,
-                        o.relu,    oc_count,   corr_ptr,
-                        y_ptr};
-          if (oc_count < kBinaryOcBlock) {
-            // The vector transform reads 16 scales; pad the last block's.
-            for (int j = 0; j < kBinaryOcBlock; ++j) {
-              tail_mul[j] = j < oc_count ? o.mul[c0 + j] : 0.f;
-              tail_bias[j] = j < oc_count && o.bias != nullptr ? o.bias[c0 + j] : 0.f;
-            }
-            to.mul = tail_mul;
-            to.bias = o.bias != nullptr ? tail_bias : nullptr;
-          }
-          const uint64_t* block = packed + (static_cast<int64_t>(g) * blocks + blk) * block_words;
+          to.corr = corr_ptr;
+          to.px = px_out;
+          to.count_threshold =
+              kPlanes == 1 && o.bits != nullptr && !correct ? plan[i].count_threshold : nullptr;
           if (interior) {
-            Dispatch<kPlanes>(mr, strided, taps, words, block, to);
+            Dispatch<kPlanes>(mr, strided, taps, words, plan[i].weights, to);
           } else {
-            Dispatch<kPlanes>(mr, gathered, taps, words, block, to);
+            Dispatch<kPlanes>(mr, gathered, taps, words, plan[i].weights, to);
           }
         }
         px += mr;
@@ -392,15 +500,24 @@ void BitConv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pi
 }
 
 void BinaryConv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
-                      const int32_t* tap_sums, const int64_t* offsets, const BinaryOutput& o,
+                      const int32_t* tap_sums, const int64_t* offsets, const OutputTransform& o,
                       float* out, int row_begin, int row_end) {
-  BitConv2d<1>(p, in, nullptr, packed, tap_sums, nullptr, offsets, o, out, row_begin, row_end);
+  BitConv2d<1>(p, in, nullptr, packed, tap_sums, nullptr, offsets, {&o, out, nullptr, nullptr},
+               row_begin, row_end);
+}
+
+void BinaryConv2dToBitsImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
+                            const int32_t* tap_sums, const int64_t* offsets, const BitsOutput& o,
+                            uint64_t* out, int row_begin, int row_end) {
+  BitConv2d<1>(p, in, nullptr, packed, tap_sums, nullptr, offsets, {nullptr, nullptr, &o, out},
+               row_begin, row_end);
 }
 
 void Bit2Conv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
                     const uint64_t* packed, const int32_t* zero, const int64_t* offsets,
-                    const BinaryOutput& o, float* out, int row_begin, int row_end) {
-  BitConv2d<2>(p, in, pad_pixel, packed, nullptr, zero, offsets, o, out, row_begin, row_end);
+                    const OutputTransform& o, float* out, int row_begin, int row_end) {
+  BitConv2d<2>(p, in, pad_pixel, packed, nullptr, zero, offsets, {&o, out, nullptr, nullptr},
+               row_begin, row_end);
 }
 
 // Stored 2-bit values u = clamp(round(x / scale) + zero_point, qmin, qmax) - qmin in [0, 3], as
@@ -462,12 +579,13 @@ namespace hybrid::kernels {
 
 HWY_EXPORT(BitpackF32Impl);
 HWY_EXPORT(BinaryConv2dImpl);
+HWY_EXPORT(BinaryConv2dToBitsImpl);
 HWY_EXPORT(Bit2Conv2dImpl);
 HWY_EXPORT(QuantizeBitplanes2Impl);
 
 void Bit2Conv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
                 const uint64_t* packed, const int32_t* zero, const int64_t* offsets,
-                const BinaryOutput& o, float* out, int row_begin, int row_end) {
+                const OutputTransform& o, float* out, int row_begin, int row_end) {
   HWY_DYNAMIC_DISPATCH(Bit2Conv2dImpl)
   (p, in, pad_pixel, packed, zero, offsets, o, out, row_begin, row_end);
 }
@@ -477,15 +595,22 @@ void QuantizeBitplanes2(int64_t pixels, int channels, int groups, const Activati
   HWY_DYNAMIC_DISPATCH(QuantizeBitplanes2Impl)(pixels, channels, groups, q, in, out);
 }
 
-void BitpackF32(int64_t pixels, int channels, int groups, const float* thresholds, const float* in,
-                uint64_t* out) {
-  HWY_DYNAMIC_DISPATCH(BitpackF32Impl)(pixels, channels, groups, thresholds, in, out);
+void BitpackF32(int64_t pixels, int channels, int groups, const float* below, const float* above,
+                const float* in, uint64_t* out) {
+  HWY_DYNAMIC_DISPATCH(BitpackF32Impl)(pixels, channels, groups, below, above, in, out);
 }
 
 void BinaryConv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
-                  const int32_t* tap_sums, const int64_t* offsets, const BinaryOutput& o,
+                  const int32_t* tap_sums, const int64_t* offsets, const OutputTransform& o,
                   float* out, int row_begin, int row_end) {
   HWY_DYNAMIC_DISPATCH(BinaryConv2dImpl)
+  (p, in, packed, tap_sums, offsets, o, out, row_begin, row_end);
+}
+
+void BinaryConv2dToBits(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
+                        const int32_t* tap_sums, const int64_t* offsets, const BitsOutput& o,
+                        uint64_t* out, int row_begin, int row_end) {
+  HWY_DYNAMIC_DISPATCH(BinaryConv2dToBitsImpl)
   (p, in, packed, tap_sums, offsets, o, out, row_begin, row_end);
 }
 

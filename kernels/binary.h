@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "kernels/int8.h"
+#include "kernels/output.h"
 #include "kernels/params.h"
 
 namespace hybrid::kernels {
@@ -19,10 +20,12 @@ namespace hybrid::kernels {
 inline int PackedWords(int channels_per_group) { return (channels_per_group + 63) / 64; }
 
 // Packs `pixels` NHWC pixels of `channels` floats (split into `groups`) into words: bit 1 where
-// x < threshold[c] (x < 0 when thresholds is null). out holds pixels * groups * PackedWords(cg).
-void BitpackF32(int64_t pixels, int channels, int groups, const float* thresholds, const float* in,
-                uint64_t* out);
-void BitpackF32Ref(int64_t pixels, int channels, int groups, const float* thresholds,
+// x < below[c] or x > above[c], which folds a monotone per-channel function before the sign
+// (a batchnorm, with a negative scale too); with both null, where x < 0. NaN packs to 0 (sign
+// +1) either way. out holds pixels * groups * PackedWords(cg).
+void BitpackF32(int64_t pixels, int channels, int groups, const float* below, const float* above,
+                const float* in, uint64_t* out);
+void BitpackF32Ref(int64_t pixels, int channels, int groups, const float* below, const float* above,
                    const float* in, uint64_t* out);
 
 // Limits of BinaryConv2d: kernel_h * kernel_w taps and words per pixel and group.
@@ -49,24 +52,28 @@ void BinaryConvTapSums(const Conv2dParams& p, const float* weights, int32_t* tap
 // tap reads within one image, or -1 where it falls in the padding. Computed once per shape.
 void BinaryConvIndirection(const Conv2dParams& p, int64_t* offsets);
 
-// What becomes of a channel's integer dot product d: y = d * mul[c] + bias[c] (bias may be null),
-// then max(y, 0) when relu. The multiply and the add are separate roundings (no FMA), as in ref.
-struct BinaryOutput {
-  const float* mul = nullptr;
-  const float* bias = nullptr;
-  bool relu = false;
-};
-
 // Binary convolution of output rows [row_begin, row_end) of batch * out_h. `in` is the packed
 // input (BitpackF32 of the NHWC input), `packed` from PackBinaryConvWeights, `tap_sums` from
 // BinaryConvTapSums (read only when p.pad_value == 0: one-padding, pad_value +1, needs no
-// correction), `offsets` from BinaryConvIndirection. Writes float NHWC output.
+// correction), `offsets` from BinaryConvIndirection. Writes float NHWC output through `o`.
 void BinaryConv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
-                  const int32_t* tap_sums, const int64_t* offsets, const BinaryOutput& o,
+                  const int32_t* tap_sums, const int64_t* offsets, const OutputTransform& o,
                   float* out, int row_begin, int row_end);
 // The reference twin: the same contract, straight from the definition, on unpacked signs.
 void BinaryConv2dRef(const Conv2dParams& p, const uint64_t* in, const float* weights,
-                     const BinaryOutput& o, float* out, int row_begin, int row_end);
+                     const OutputTransform& o, float* out, int row_begin, int row_end);
+
+// True when BinaryConv2dToBits can write `p`'s output in the packed layout of `groups` groups:
+// each block of 16 output channels must land in one 16-bit quarter of an output word.
+bool BinaryBitsLayoutSupported(const Conv2dParams& p, int groups);
+// The same convolution writing bitpacked output for a following binary layer (BitsOutput): out
+// holds, per output pixel, o.groups * PackedWords(out_c / o.groups) words. Bits of channels that
+// do not exist are never written: zero the buffer once.
+void BinaryConv2dToBits(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
+                        const int32_t* tap_sums, const int64_t* offsets, const BitsOutput& o,
+                        uint64_t* out, int row_begin, int row_end);
+void BinaryConv2dToBitsRef(const Conv2dParams& p, const uint64_t* in, const float* weights,
+                           const BitsOutput& o, uint64_t* out, int row_begin, int row_end);
 
 // 2-bit layers, bit-serial: weights in {-1, 0, +1} (int2), activations of 4 levels (int2).
 // Activations are stored as u = clamp(round(x / scale) + zero_point, qmin, qmax) - qmin in
@@ -88,13 +95,13 @@ void PackBit2ConvWeights(const Conv2dParams& p, const int8_t* weights, uint64_t*
 
 // 2-bit convolution of output rows [row_begin, row_end). `offsets` from BinaryConvIndirection,
 // `zero[c]` = u_zero * (sum of channel c's weights) (Int8ConvWeightSums), `pad_pixel` from
-// Bit2PadPixel. The output transform is BinaryOutput's, on the integer sum.
+// Bit2PadPixel. The output transform applies to the integer sum.
 void Bit2Conv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
                 const uint64_t* packed, const int32_t* zero, const int64_t* offsets,
-                const BinaryOutput& o, float* out, int row_begin, int row_end);
+                const OutputTransform& o, float* out, int row_begin, int row_end);
 // The reference twin, on unpacked weights and the zero value u_zero.
 void Bit2Conv2dRef(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
-                   const int8_t* weights, int u_zero, const BinaryOutput& o, float* out,
+                   const int8_t* weights, int u_zero, const OutputTransform& o, float* out,
                    int row_begin, int row_end);
 
 }  // namespace hybrid::kernels

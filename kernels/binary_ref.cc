@@ -1,4 +1,6 @@
 // Plan-time packing for the binary kernels and their reference twins, in plain C++.
+#include <algorithm>
+#include <bit>
 #include <cstring>
 #include <vector>
 
@@ -12,7 +14,7 @@ bool BinaryConvSupported(const Conv2dParams& p) {
          PackedWords(p.in_c / p.groups) <= kMaxBinaryWords;
 }
 
-void BitpackF32Ref(int64_t pixels, int channels, int groups, const float* thresholds,
+void BitpackF32Ref(int64_t pixels, int channels, int groups, const float* below, const float* above,
                    const float* in, uint64_t* out) {
   const int cg = channels / groups;
   const int words = PackedWords(cg);
@@ -22,8 +24,9 @@ void BitpackF32Ref(int64_t pixels, int channels, int groups, const float* thresh
       std::memset(dst, 0, sizeof(uint64_t) * words);
       for (int c = 0; c < cg; ++c) {
         const int ch = g * cg + c;
-        const float t = thresholds != nullptr ? thresholds[ch] : 0.f;
-        if (in[px * channels + ch] < t) dst[c / 64] |= uint64_t{1} << (c % 64);
+        const float x = in[px * channels + ch];
+        const bool negative = below != nullptr ? x < below[ch] || x > above[ch] : x < 0.f;
+        if (negative) dst[c / 64] |= uint64_t{1} << (c % 64);
       }
     }
   }
@@ -75,41 +78,82 @@ void BinaryConvIndirection(const Conv2dParams& p, int64_t* offsets) {
   ConvIndirection(p, static_cast<int64_t>(p.groups) * PackedWords(p.in_c / p.groups), offsets);
 }
 
-void BinaryConv2dRef(const Conv2dParams& p, const uint64_t* in, const float* weights,
-                     const BinaryOutput& o, float* out, int row_begin, int row_end) {
+namespace {
+
+// Channel oc's integer sum at output pixel (b, oy, ox): signs of the packed input against signs of
+// the float weights, padded taps reading +1 (one-padding) or nothing (zero-padding).
+int32_t BinaryDotRef(const Conv2dParams& p, const uint64_t* in, const float* weights, int b, int oy,
+                     int ox, int oc) {
   const int cg = p.in_c / p.groups;
-  const int out_cg = p.out_c / p.groups;
+  const int g = oc / (p.out_c / p.groups);
   const int words = PackedWords(cg);
-  auto sign_at = [&](int b, int iy, int ix, int g, int c) {
-    const uint64_t word =
-        in[((static_cast<int64_t>(b) * p.in_h + iy) * p.in_w + ix) * p.groups * words + g * words +
-           c / 64];
-    return (word >> (c % 64)) & 1 ? -1 : 1;
-  };
+  int32_t dot = 0;
+  for (int ky = 0; ky < p.kernel_h; ++ky) {
+    for (int kx = 0; kx < p.kernel_w; ++kx) {
+      const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+      const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+      const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
+      if (!inside && p.pad_value == 0.f) continue;
+      const uint64_t* px =
+          inside ? in + ((static_cast<int64_t>(b) * p.in_h + iy) * p.in_w + ix) * p.groups * words +
+                       g * words
+                 : nullptr;
+      const float* w =
+          weights + ((static_cast<int64_t>(oc) * p.kernel_h + ky) * p.kernel_w + kx) * cg;
+      for (int c = 0; c < cg; ++c) {
+        const int x = inside && (px[c / 64] >> (c % 64)) & 1 ? -1 : 1;
+        dot += x * (w[c] < 0.f ? -1 : 1);
+      }
+    }
+  }
+  return dot;
+}
+
+}  // namespace
+
+void BinaryConv2dRef(const Conv2dParams& p, const uint64_t* in, const float* weights,
+                     const OutputTransform& o, float* out, int row_begin, int row_end) {
   for (int row = row_begin; row < row_end; ++row) {
     const int b = row / p.out_h, oy = row % p.out_h;
     for (int ox = 0; ox < p.out_w; ++ox) {
       for (int oc = 0; oc < p.out_c; ++oc) {
-        const int g = oc / out_cg;
-        int32_t dot = 0;
-        for (int ky = 0; ky < p.kernel_h; ++ky) {
-          for (int kx = 0; kx < p.kernel_w; ++kx) {
-            const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
-            const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
-            const bool inside = iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w;
-            if (!inside && p.pad_value == 0.f) continue;
-            const float* w =
-                weights + ((static_cast<int64_t>(oc) * p.kernel_h + ky) * p.kernel_w + kx) * cg;
-            for (int c = 0; c < cg; ++c) {
-              const int x = inside ? sign_at(b, iy, ix, g, c) : 1;
-              dot += x * (w[c] < 0.f ? -1 : 1);
-            }
-          }
-        }
-        float v = static_cast<float>(dot) * o.mul[oc];
-        if (o.bias != nullptr) v = v + o.bias[oc];
         out[((static_cast<int64_t>(row) * p.out_w + ox) * p.out_c) + oc] =
-            o.relu && v < 0.f ? 0.f : v;
+            TransformOne(o, oc, BinaryDotRef(p, in, weights, b, oy, ox, oc));
+      }
+    }
+  }
+}
+
+bool BinaryBitsLayoutSupported(const Conv2dParams& p, int groups) {
+  if (groups <= 0 || p.out_c % groups != 0 || p.groups <= 0 || p.out_c % p.groups != 0) {
+    return false;
+  }
+  const int out_cg = p.out_c / p.groups, bits_cg = p.out_c / groups;
+  for (int g = 0; g < p.groups; ++g) {
+    for (int oc0 = 0; oc0 < out_cg; oc0 += kBinaryOcBlock) {
+      const int c0 = g * out_cg + oc0;
+      const int count = std::min(kBinaryOcBlock, out_cg - oc0);
+      const int local = c0 % bits_cg;
+      if (local % kBinaryOcBlock != 0 || local + count > bits_cg) return false;
+    }
+  }
+  return std::endian::native == std::endian::little;
+}
+
+void BinaryConv2dToBitsRef(const Conv2dParams& p, const uint64_t* in, const float* weights,
+                           const BitsOutput& o, uint64_t* out, int row_begin, int row_end) {
+  const int bits_cg = p.out_c / o.groups;
+  const int words = PackedWords(bits_cg);
+  for (int row = row_begin; row < row_end; ++row) {
+    const int b = row / p.out_h, oy = row % p.out_h;
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      uint64_t* dst = out + (static_cast<int64_t>(row) * p.out_w + ox) * o.groups * words;
+      std::memset(dst, 0, sizeof(uint64_t) * o.groups * words);
+      for (int oc = 0; oc < p.out_c; ++oc) {
+        if (BinaryDotRef(p, in, weights, b, oy, ox, oc) < o.threshold[oc]) {
+          const int local = oc % bits_cg;
+          dst[(oc / bits_cg) * words + local / 64] |= uint64_t{1} << (local % 64);
+        }
       }
     }
   }
@@ -166,7 +210,7 @@ void PackBit2ConvWeights(const Conv2dParams& p, const int8_t* weights, uint64_t*
 }
 
 void Bit2Conv2dRef(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
-                   const int8_t* weights, int u_zero, const BinaryOutput& o, float* out,
+                   const int8_t* weights, int u_zero, const OutputTransform& o, float* out,
                    int row_begin, int row_end) {
   const int cg = p.in_c / p.groups;
   const int out_cg = p.out_c / p.groups;
@@ -195,10 +239,7 @@ void Bit2Conv2dRef(const Conv2dParams& p, const uint64_t* in, const uint64_t* pa
             for (int c = 0; c < cg; ++c) dot += (value(px, g, c) - u_zero) * w[c];
           }
         }
-        float v = static_cast<float>(dot) * o.mul[oc];
-        if (o.bias != nullptr) v = v + o.bias[oc];
-        out[(static_cast<int64_t>(row) * p.out_w + ox) * p.out_c + oc] =
-            o.relu && v < 0.f ? 0.f : v;
+        out[(static_cast<int64_t>(row) * p.out_w + ox) * p.out_c + oc] = TransformOne(o, oc, dot);
       }
     }
   }

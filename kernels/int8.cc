@@ -20,6 +20,8 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include "kernels/output-inl.h"
+
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
 // Highway 1.0.3's AVX3_DL target string lacks VNNI, which every such CPU has.
@@ -116,13 +118,16 @@ struct Strided {
   HWY_INLINE const uint8_t* At(int m, int t) const { return tap_base[t] + m * step; }
 };
 
+// Where one block's results go: its transform's arrays and `zero` hold 16 values (padded in the
+// last block), y one pointer per pixel of the tile.
 struct TileOutput {
-  const float* mul;     // 16 values
-  const float* bias;    // 16 values or null
-  const int32_t* zero;  // 16 values: input_zero * the channel's weight sum
-  bool relu;
+  OutputTransform transform;
+  const int32_t* zero;  // input_zero * the channel's weight sum
   int oc_count;
-  float* const* y;
+  float* const* px;  // per pixel: its first output channel
+  int c0;            // the block's first channel
+
+  HWY_INLINE float* Y(int m) const { return px[m] + c0; }
 };
 
 constexpr int kLanes32 = static_cast<int>(HWY_LANES(int32_t)) < kInt8OcBlock
@@ -208,20 +213,24 @@ HWY_INLINE void Tile(const Src& src, int taps, int quads, const int8_t* block, i
       }
     }
   }
+  // The sums leave the registers once, through loops the compiler unrolls, so that the
+  // transform's loops may index them without keeping the accumulators in memory meanwhile.
+  HWY_ALIGN int32_t sums[MR][kAcc * kLanes32];
+  for (int m = 0; m < MR; ++m) {
+    for (int j = 0; j < kAcc; ++j) hn::Store(acc[m][j], d, sums[m] + j * kLanes32);
+  }
   const hn::Rebind<float, DI32> df;
   for (int nb = 0; nb < NB; ++nb) {
     const TileOutput& out = outs[nb];
     for (int m = 0; m < MR; ++m) {
       HWY_ALIGN float partial[kInt8OcBlock];
-      float* y = out.oc_count == kInt8OcBlock ? out.y[m] : partial;
+      float* y = out.oc_count == kInt8OcBlock ? out.Y(m) : partial;
       for (int j = 0; j < kVecs; ++j) {
-        const VI32 dot = hn::Sub(acc[m][nb * kVecs + j], hn::LoadU(d, out.zero + j * kLanes32));
-        auto v = hn::Mul(hn::ConvertTo(df, dot), hn::LoadU(df, out.mul + j * kLanes32));
-        if (out.bias != nullptr) v = hn::Add(v, hn::LoadU(df, out.bias + j * kLanes32));
-        if (out.relu) v = hn::Max(v, hn::Zero(df));
-        hn::StoreU(v, df, y + j * kLanes32);
+        const VI32 dot = hn::Sub(hn::Load(d, sums[m] + (nb * kVecs + j) * kLanes32),
+                                 hn::LoadU(d, out.zero + j * kLanes32));
+        hn::StoreU(TransformVec(d, dot, out.transform, j * kLanes32), df, y + j * kLanes32);
       }
-      if (y == partial) std::memcpy(out.y[m], partial, sizeof(float) * out.oc_count);
+      if (y == partial) std::memcpy(out.Y(m), partial, sizeof(float) * out.oc_count);
     }
   }
 }
@@ -243,10 +252,15 @@ HWY_INLINE void Dispatch(int mr, const Src& src, int taps, int quads, const int8
 
 constexpr int64_t kBlockChunkBytes = 48 * 1024;
 
+// Blocks of output channels planned at once: their weights stay hot while the pixels stream.
+constexpr int kMaxChunkBlocks = 64;
+
 template <bool kNibbles>
-void IntConv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
-               const int8_t* packed, const int32_t* sums, const int64_t* offsets,
-               const Int8Output& o, float* out, int row_begin, int row_end) {
+void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad_pixel,
+               const int8_t* packed, const int32_t* zero, const int64_t* offsets,
+               const OutputTransform& o, float* out, int row_begin, int row_end) {
+  // A copy: the outputs are written through pointers the compiler cannot tell from `params`.
+  const Conv2dParams p = params;
   const int cg = p.in_c / p.groups;
   const int stored = Int8Channels(cg);
   const int quads = stored / 4;
@@ -256,7 +270,8 @@ void IntConv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixe
   const int64_t block_bytes =
       static_cast<int64_t>(taps) * stored * kInt8OcBlock / (kNibbles ? 2 : 1);
   const int chunk = static_cast<int>(
-      std::min<int64_t>(blocks, std::max<int64_t>(kPairBlocks, kBlockChunkBytes / block_bytes)));
+      std::clamp<int64_t>(std::max<int64_t>(kPairBlocks, kBlockChunkBytes / block_bytes), 1,
+                          std::min(blocks, kMaxChunkBlocks)));
   const int64_t pixel_bytes = static_cast<int64_t>(p.groups) * stored;
   const int64_t image_bytes = static_cast<int64_t>(p.in_h) * p.in_w * pixel_bytes;
   const int64_t pixel_step = p.stride_w * pixel_bytes;
@@ -268,70 +283,80 @@ void IntConv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixe
                         : (p.in_w - 1 + p.pad_left - span_w) / p.stride_w + 1;
   const uint8_t* src_taps[kTilePixels * kMaxInt8Taps];
   const uint8_t* tap_base[kMaxInt8Taps];
-  HWY_ALIGN float mul[2][kInt8OcBlock], bias[2][kInt8OcBlock];
-  HWY_ALIGN int32_t zero[2][kInt8OcBlock];
-  float* y_ptr[2][kTilePixels];
+  TileOutput plan[kMaxChunkBlocks];
+  BlockTail tail;  // only a group's last block can be partial
   const int64_t px_begin = static_cast<int64_t>(row_begin) * p.out_w;
   const int64_t px_end = static_cast<int64_t>(row_end) * p.out_w;
   const int64_t plane = static_cast<int64_t>(p.out_h) * p.out_w;
   for (int g = 0; g < p.groups; ++g) {
     for (int blk0 = 0; blk0 < blocks; blk0 += chunk) {
-      const int blk1 = std::min(blocks, blk0 + chunk);
+      const int nblk = std::min(blocks, blk0 + chunk) - blk0;
+      for (int i = 0; i < nblk; ++i) {
+        const int c0 = g * out_cg + (blk0 + i) * kInt8OcBlock;
+        const int count = std::min(kInt8OcBlock, out_cg - (blk0 + i) * kInt8OcBlock);
+        plan[i] = TileOutput{BlockOf(o, c0, count, &tail), BlockOf(zero, c0, count, 0, tail.zero),
+                             count, nullptr, c0};
+      }
+      // The output pixel px as image b, row oy, column ox, advanced tile by tile.
+      int64_t b = px_begin / plane;
+      int oy = static_cast<int>(px_begin % plane / p.out_w);
+      int ox = static_cast<int>(px_begin % p.out_w);
       for (int64_t px = px_begin; px < px_end;) {
         const int64_t left = px_end - px;
         const int mr = left >= kTilePixels       ? kTilePixels
                        : left >= kTilePixels / 2 ? kTilePixels / 2
                                                  : 1;
-        const int ox = static_cast<int>(px % p.out_w);
-        const int oy = static_cast<int>((px / p.out_w) % p.out_h);
         const int iy0 = oy * p.stride_h - p.pad_top;
         const bool interior = ox + mr <= p.out_w && iy0 >= 0 && iy0 + span_h < p.in_h &&
                               ox >= ox_lo && ox + mr <= ox_hi;
-        if (interior) {
-          const int64_t* offs = offsets + (px % plane) * taps;
-          const uint8_t* image = in + (px / plane) * image_bytes + g * stored;
-          for (int t = 0; t < taps; ++t) tap_base[t] = image + offs[t];
-        } else {
+        float* px_out[kTilePixels];
+        {
+          int64_t mb = b;
+          int my = oy, mx = ox;
           for (int m = 0; m < mr; ++m) {
-            const int64_t* offs = offsets + ((px + m) % plane) * taps;
-            const uint8_t* image = in + ((px + m) / plane) * image_bytes + g * stored;
-            for (int t = 0; t < taps; ++t) {
-              src_taps[m * taps + t] = offs[t] >= 0 ? image + offs[t] : pad_pixel + g * stored;
+            const int64_t* offs = offsets + (static_cast<int64_t>(my) * p.out_w + mx) * taps;
+            const uint8_t* image = in + mb * image_bytes + g * stored;
+            px_out[m] = out + (px + m) * p.out_c;
+            if (interior) {
+              if (m == 0) {
+                for (int t = 0; t < taps; ++t) tap_base[t] = image + offs[t];
+              }
+            } else {
+              for (int t = 0; t < taps; ++t) {
+                src_taps[m * taps + t] = offs[t] >= 0 ? image + offs[t] : pad_pixel + g * stored;
+              }
+            }
+            if (++mx == p.out_w) {
+              mx = 0;
+              if (++my == p.out_h) my = 0, ++mb;
             }
           }
+          // The next tile starts where this one ends.
+          b = mb;
+          oy = my;
+          ox = mx;
         }
         const Gathered gathered{src_taps, taps};
         const Strided strided{tap_base, pixel_step};
-        for (int blk = blk0; blk < blk1;) {
-          const int nb = blk + kPairBlocks <= blk1 ? kPairBlocks : 1;
-          TileOutput to[2];
-          for (int b2 = 0; b2 < nb; ++b2) {
-            const int c0 = g * out_cg + (blk + b2) * kInt8OcBlock;
-            const int oc_count = std::min(kInt8OcBlock, out_cg - (blk + b2) * kInt8OcBlock);
-            for (int j = 0; j < kInt8OcBlock; ++j) {
-              const bool real = j < oc_count;
-              mul[b2][j] = real ? o.mul[c0 + j] : 0.f;
-              bias[b2][j] = real && o.bias != nullptr ? o.bias[c0 + j] : 0.f;
-              zero[b2][j] = real ? o.input_zero * sums[c0 + j] : 0;
-            }
-            for (int m = 0; m < mr; ++m) y_ptr[b2][m] = out + (px + m) * p.out_c + c0;
-            to[b2] = TileOutput{mul[b2],  o.bias != nullptr ? bias[b2] : nullptr,
-                                zero[b2], o.relu,
-                                oc_count, y_ptr[b2]};
-          }
-          const int8_t* block = packed + (static_cast<int64_t>(g) * blocks + blk) * block_bytes;
+        for (int i = 0; i < nblk;) {
+          const int nb = i + kPairBlocks <= nblk ? kPairBlocks : 1;
+          for (int b2 = 0; b2 < nb; ++b2) plan[i + b2].px = px_out;
+          const int8_t* block =
+              packed + (static_cast<int64_t>(g) * blocks + blk0 + i) * block_bytes;
           if (nb == 2) {
             if (interior) {
-              Dispatch<kPairBlocks, kNibbles>(mr, strided, taps, quads, block, block_bytes, to);
+              Dispatch<kPairBlocks, kNibbles>(mr, strided, taps, quads, block, block_bytes,
+                                              plan + i);
             } else {
-              Dispatch<kPairBlocks, kNibbles>(mr, gathered, taps, quads, block, block_bytes, to);
+              Dispatch<kPairBlocks, kNibbles>(mr, gathered, taps, quads, block, block_bytes,
+                                              plan + i);
             }
           } else if (interior) {
-            Dispatch<1, kNibbles>(mr, strided, taps, quads, block, block_bytes, to);
+            Dispatch<1, kNibbles>(mr, strided, taps, quads, block, block_bytes, plan + i);
           } else {
-            Dispatch<1, kNibbles>(mr, gathered, taps, quads, block, block_bytes, to);
+            Dispatch<1, kNibbles>(mr, gathered, taps, quads, block, block_bytes, plan + i);
           }
-          blk += nb;
+          i += nb;
         }
         px += mr;
       }
@@ -340,15 +365,15 @@ void IntConv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixe
 }
 
 void Int8Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
-                    const int8_t* packed, const int32_t* sums, const int64_t* offsets,
-                    const Int8Output& o, float* out, int row_begin, int row_end) {
-  IntConv2d<false>(p, in, pad_pixel, packed, sums, offsets, o, out, row_begin, row_end);
+                    const int8_t* packed, const int32_t* zero, const int64_t* offsets,
+                    const OutputTransform& o, float* out, int row_begin, int row_end) {
+  IntConv2d<false>(p, in, pad_pixel, packed, zero, offsets, o, out, row_begin, row_end);
 }
 
 void Int4Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
-                    const uint8_t* packed, const int32_t* sums, const int64_t* offsets,
-                    const Int8Output& o, float* out, int row_begin, int row_end) {
-  IntConv2d<true>(p, in, pad_pixel, reinterpret_cast<const int8_t*>(packed), sums, offsets, o, out,
+                    const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
+                    const OutputTransform& o, float* out, int row_begin, int row_end) {
+  IntConv2d<true>(p, in, pad_pixel, reinterpret_cast<const int8_t*>(packed), zero, offsets, o, out,
                   row_begin, row_end);
 }
 
@@ -364,10 +389,10 @@ HWY_EXPORT(Int8Conv2dImpl);
 HWY_EXPORT(Int4Conv2dImpl);
 
 void Int4Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
-                const uint8_t* packed, const int32_t* sums, const int64_t* offsets,
-                const Int8Output& o, float* out, int row_begin, int row_end) {
+                const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
+                const OutputTransform& o, float* out, int row_begin, int row_end) {
   HWY_DYNAMIC_DISPATCH(Int4Conv2dImpl)
-  (p, in, pad_pixel, packed, sums, offsets, o, out, row_begin, row_end);
+  (p, in, pad_pixel, packed, zero, offsets, o, out, row_begin, row_end);
 }
 
 void QuantizeU8(int64_t pixels, int channels, int groups, const ActivationQuant& q, const float* in,
@@ -376,10 +401,10 @@ void QuantizeU8(int64_t pixels, int channels, int groups, const ActivationQuant&
 }
 
 void Int8Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
-                const int8_t* packed, const int32_t* sums, const int64_t* offsets,
-                const Int8Output& o, float* out, int row_begin, int row_end) {
+                const int8_t* packed, const int32_t* zero, const int64_t* offsets,
+                const OutputTransform& o, float* out, int row_begin, int row_end) {
   HWY_DYNAMIC_DISPATCH(Int8Conv2dImpl)
-  (p, in, pad_pixel, packed, sums, offsets, o, out, row_begin, row_end);
+  (p, in, pad_pixel, packed, zero, offsets, o, out, row_begin, row_end);
 }
 
 }  // namespace hybrid::kernels

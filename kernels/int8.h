@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/output.h"
 #include "kernels/params.h"
 
 namespace hybrid::kernels {
@@ -57,23 +58,17 @@ void Int8ConvWeightSums(const Conv2dParams& p, const int8_t* weights, int32_t* s
 // where it reads the pad pixel.
 void Int8ConvIndirection(const Conv2dParams& p, int64_t* offsets);
 
-struct Int8Output {
-  const float* mul = nullptr;   // out_c values
-  const float* bias = nullptr;  // out_c values or null
-  int32_t input_zero = 0;
-  bool relu = false;
-};
-
 // Convolution of output rows [row_begin, row_end) of batch * out_h. `in` from QuantizeU8,
 // `pad_pixel` one pixel (groups * Int8Channels(cg) bytes) of the quantized pad value, `packed`
-// from PackInt8ConvWeights, `sums` from Int8ConvWeightSums, `offsets` from Int8ConvIndirection.
+// from PackInt8ConvWeights, `zero[c]` = input_zero * (channel c's sum from Int8ConvWeightSums),
+// `offsets` from Int8ConvIndirection. The transform `o` applies to the sum minus zero[c].
 void Int8Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
-                const int8_t* packed, const int32_t* sums, const int64_t* offsets,
-                const Int8Output& o, float* out, int row_begin, int row_end);
-// The reference twin, on unpacked weights [out_c][kh][kw][in_c/groups].
+                const int8_t* packed, const int32_t* zero, const int64_t* offsets,
+                const OutputTransform& o, float* out, int row_begin, int row_end);
+// The reference twin, on unpacked weights [out_c][kh][kw][in_c/groups] and the stored value of 0.
 void Int8Conv2dRef(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
-                   const int8_t* weights, const Int8Output& o, float* out, int row_begin,
-                   int row_end);
+                   const int8_t* weights, int32_t input_zero, const OutputTransform& o, float* out,
+                   int row_begin, int row_end);
 
 // 4-bit weights (int4, in [-7, 7]) stored two per byte: half the bytes of
 // PackInt8ConvWeights' layout, each quad's 64 weight bytes as 32 bytes whose low nibbles hold
@@ -81,7 +76,7 @@ void Int8Conv2dRef(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_
 size_t Int4ConvPackedWeightsBytes(const Conv2dParams& p);
 void PackInt4ConvWeights(const Conv2dParams& p, const int8_t* weights, uint8_t* packed);
 void Int4Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
-                const uint8_t* packed, const int32_t* sums, const int64_t* offsets,
-                const Int8Output& o, float* out, int row_begin, int row_end);
+                const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
+                const OutputTransform& o, float* out, int row_begin, int row_end);
 
 }  // namespace hybrid::kernels

@@ -93,8 +93,8 @@ void Int8ConvIndirection(const Conv2dParams& p, int64_t* offsets) {
 }
 
 void Int8Conv2dRef(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
-                   const int8_t* weights, const Int8Output& o, float* out, int row_begin,
-                   int row_end) {
+                   const int8_t* weights, int32_t input_zero, const OutputTransform& o, float* out,
+                   int row_begin, int row_end) {
   const int cg = p.in_c / p.groups;
   const int stored = Int8Channels(cg);
   const int out_cg = p.out_c / p.groups;
@@ -116,13 +116,10 @@ void Int8Conv2dRef(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_
                 g * stored;
             const int8_t* w =
                 weights + ((static_cast<int64_t>(oc) * p.kernel_h + ky) * p.kernel_w + kx) * cg;
-            for (int c = 0; c < cg; ++c) acc += (static_cast<int32_t>(x[c]) - o.input_zero) * w[c];
+            for (int c = 0; c < cg; ++c) acc += (static_cast<int32_t>(x[c]) - input_zero) * w[c];
           }
         }
-        float v = static_cast<float>(acc) * o.mul[oc];
-        if (o.bias != nullptr) v = v + o.bias[oc];
-        out[(static_cast<int64_t>(row) * p.out_w + ox) * p.out_c + oc] =
-            o.relu && v < 0.f ? 0.f : v;
+        out[(static_cast<int64_t>(row) * p.out_w + ox) * p.out_c + oc] = TransformOne(o, oc, acc);
       }
     }
   }

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/int8.h"
 #include "kernels/ref.h"
+#include "tests/kernels/random_transform.h"
 #include "tests/kernels/target_printer.h"
 
 namespace hybrid::kernels {
@@ -37,19 +40,39 @@ TEST_P(PerTarget, DispatchUsesTheForcedTarget) { EXPECT_EQ(CurrentTarget(), GetP
 
 TEST_P(PerTarget, BitpackMatchesRef) {
   std::mt19937 rng(1);
+  const float inf = std::numeric_limits<float>::infinity();
   for (int channels : {1, 3, 17, 63, 64, 65, 128, 200}) {
     for (int groups : {1, 2}) {
       if (channels % groups != 0) continue;
       for (bool thresholds : {false, true}) {
         const int64_t pixels = 5;
         auto in = Random(pixels * channels, rng);
-        auto th = Random(channels, rng);
+        in[1] = std::nanf("");
+        in[2] = -inf;
+        // Each channel one of: x < t, x > t, never, always.
+        auto below = Random(channels, rng), above = Random(channels, rng);
+        for (int c = 0; c < channels; ++c) {
+          switch (rng() % 4) {
+            case 0:
+              above[c] = inf;
+              break;
+            case 1:
+              below[c] = -inf;
+              break;
+            case 2:
+              below[c] = -inf, above[c] = inf;
+              break;
+            default:
+              below[c] = inf, above[c] = -inf;
+              break;
+          }
+        }
+        const float* lo = thresholds ? below.data() : nullptr;
+        const float* hi = thresholds ? above.data() : nullptr;
         const size_t words = pixels * groups * PackedWords(channels / groups);
         std::vector<uint64_t> got(words, ~uint64_t{0}), want(words, 0);
-        BitpackF32(pixels, channels, groups, thresholds ? th.data() : nullptr, in.data(),
-                   got.data());
-        BitpackF32Ref(pixels, channels, groups, thresholds ? th.data() : nullptr, in.data(),
-                      want.data());
+        BitpackF32(pixels, channels, groups, lo, hi, in.data(), got.data());
+        BitpackF32Ref(pixels, channels, groups, lo, hi, in.data(), want.data());
         EXPECT_EQ(got, want) << "channels " << channels << " groups " << groups;
       }
     }
@@ -58,8 +81,6 @@ TEST_P(PerTarget, BitpackMatchesRef) {
 
 struct Case {
   Conv2dParams p;
-  bool relu;
-  bool bias;
 };
 
 Case RandomCase(std::mt19937& rng, int in_c) {
@@ -85,8 +106,6 @@ Case RandomCase(std::mt19937& rng, int in_c) {
   const int span_w = p.in_w + p.pad_left + pad_right - ((p.kernel_w - 1) * p.dilation_w + 1);
   p.out_h = span_h < 0 ? 0 : span_h / p.stride_h + 1;
   p.out_w = span_w < 0 ? 0 : span_w / p.stride_w + 1;
-  c.relu = u(0, 1) == 1;
-  c.bias = u(0, 1) == 1;
   return c;
 }
 
@@ -102,19 +121,18 @@ TEST_P(PerTarget, BinaryConvMatchesRefBitForBit) {
       const int taps = p.kernel_h * p.kernel_w;
       auto x = Random(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c, rng);
       auto w = Random(static_cast<size_t>(p.out_c) * taps * (p.in_c / p.groups), rng);
-      auto mul = Random(p.out_c, rng);
-      auto bias = Random(p.out_c, rng);
+      const RandomTransform t(p.out_c, rng);
+      const OutputTransform& o = t.o;
       std::vector<uint64_t> packed_x(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
                                      PackedWords(p.in_c / p.groups));
       BitpackF32Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, p.in_c, p.groups, nullptr,
-                    x.data(), packed_x.data());
+                    nullptr, x.data(), packed_x.data());
       std::vector<uint64_t> packed_w(BinaryConvPackedWeightsWords(p));
       PackBinaryConvWeights(p, w.data(), packed_w.data());
       std::vector<int32_t> sums(static_cast<size_t>(p.out_c) * taps);
       BinaryConvTapSums(p, w.data(), sums.data());
       std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
       BinaryConvIndirection(p, offsets.data());
-      BinaryOutput o{mul.data(), c.bias ? bias.data() : nullptr, c.relu};
       const size_t n = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
       std::vector<float> got(n, -99.f), want(n, 99.f);
       const int rows = p.batch * p.out_h;
@@ -124,6 +142,29 @@ TEST_P(PerTarget, BinaryConvMatchesRefBitForBit) {
                    rows / 2, rows);
       BinaryConv2dRef(p, packed_x.data(), w.data(), o, want.data(), 0, rows);
       ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial;
+
+      // Bits for a following binary layer: thresholds around the sums that occur, in the
+      // layout of a consumer with 1 or more groups.
+      std::vector<int> layouts;
+      for (int groups = 1; groups <= 4; ++groups) {
+        if (BinaryBitsLayoutSupported(p, groups)) layouts.push_back(groups);
+      }
+      ASSERT_FALSE(layouts.empty());
+      BitsOutput bits{nullptr, layouts[rng() % layouts.size()]};
+      const int k = taps * (p.in_c / p.groups);
+      std::vector<int32_t> threshold(p.out_c);
+      for (int32_t& v : threshold) v = std::uniform_int_distribution<int>(-k - 1, k + 1)(rng);
+      bits.threshold = threshold.data();
+      const size_t bit_words =
+          static_cast<size_t>(rows) * p.out_w * bits.groups * PackedWords(p.out_c / bits.groups);
+      std::vector<uint64_t> got_bits(bit_words, 0), want_bits(bit_words, ~uint64_t{0});
+      BinaryConv2dToBits(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), bits,
+                         got_bits.data(), rows / 3, rows);
+      BinaryConv2dToBits(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), bits,
+                         got_bits.data(), 0, rows / 3);
+      BinaryConv2dToBitsRef(p, packed_x.data(), w.data(), bits, want_bits.data(), 0, rows);
+      ASSERT_EQ(got_bits, want_bits) << GetParam().name << " bits, in_c " << in_c << " trial "
+                                     << trial << " groups " << bits.groups;
       ++checked;
     }
   }
@@ -177,8 +218,8 @@ TEST_P(PerTarget, Bit2ConvMatchesRefBitForBit) {
       auto x = Random(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c, rng);
       std::vector<int8_t> w(static_cast<size_t>(p.out_c) * taps * (p.in_c / p.groups));
       for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
-      auto mul = Random(p.out_c, rng);
-      auto bias = Random(p.out_c, rng);
+      const RandomTransform t(p.out_c, rng);
+      const OutputTransform& o = t.o;
       const int words = PackedWords(p.in_c / p.groups);
       std::vector<uint64_t> planes(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
                                    words * 2);
@@ -194,7 +235,6 @@ TEST_P(PerTarget, Bit2ConvMatchesRefBitForBit) {
       for (int32_t& z : zero) z *= u_zero;
       std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
       BinaryConvIndirection(p, offsets.data());
-      BinaryOutput o{mul.data(), c.bias ? bias.data() : nullptr, c.relu};
       const size_t n = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
       std::vector<float> got(n, -9.f), want(n, 9.f);
       const int rows = p.batch * p.out_h;
@@ -212,9 +252,8 @@ TEST_P(PerTarget, Bit2ConvMatchesRefBitForBit) {
       std::vector<uint8_t> pad8(static_cast<size_t>(p.groups) * Int8Channels(p.in_c / p.groups),
                                 QuantizeOneU8(q, p.pad_value));
       std::vector<float> via_int8(n);
-      Int8Conv2dRef(p, qx.data(), pad8.data(), w.data(),
-                    Int8Output{mul.data(), c.bias ? bias.data() : nullptr, q.input_zero(), c.relu},
-                    via_int8.data(), 0, rows);
+      Int8Conv2dRef(p, qx.data(), pad8.data(), w.data(), q.input_zero(), o, via_int8.data(), 0,
+                    rows);
       ASSERT_EQ(via_int8, want) << "in_c " << in_c << " trial " << trial;
       ++checked;
     }
@@ -260,13 +299,14 @@ TEST(BinaryConv2dRef, EqualsFloatConvolutionOfSigns) {
     SignF32Ref(static_cast<int64_t>(w.size()), w.data(), sw.data());
     std::vector<uint64_t> packed_x(x.size() * 2);
     BitpackF32Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, p.in_c, p.groups, nullptr,
-                  x.data(), packed_x.data());
+                  nullptr, x.data(), packed_x.data());
     const size_t n = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
     std::vector<float> dots(n), want(n), got(n);
     Conv2dF32Ref(p, sx.data(), sw.data(), nullptr, dots.data(), 0, p.batch * p.out_h);
     for (size_t i = 0; i < n; ++i) want[i] = dots[i] * mul[i % p.out_c];
-    BinaryConv2dRef(p, packed_x.data(), w.data(), BinaryOutput{mul.data(), nullptr, false},
-                    got.data(), 0, p.batch * p.out_h);
+    OutputTransform o;
+    o.mul = mul.data();
+    BinaryConv2dRef(p, packed_x.data(), w.data(), o, got.data(), 0, p.batch * p.out_h);
     ASSERT_EQ(got, want) << "trial " << trial;
   }
 }

@@ -10,6 +10,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/ref.h"
+#include "tests/kernels/random_transform.h"
 #include "tests/kernels/target_printer.h"
 
 namespace hybrid::kernels {
@@ -110,24 +111,25 @@ TEST_P(Int8PerTarget, ConvMatchesRefBitForBit) {
       Int8ConvWeightSums(p, w.data(), sums.data());
       std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
       Int8ConvIndirection(p, offsets.data());
-      auto mul = RandomFloats(p.out_c, rng, 0.1f);
-      auto bias = RandomFloats(p.out_c, rng, 1.f);
-      Int8Output o{mul.data(), u(0, 1) ? bias.data() : nullptr, q.input_zero(), u(0, 1) == 1};
+      const RandomTransform t(p.out_c, rng);
+      const OutputTransform& o = t.o;
+      std::vector<int32_t> zero(p.out_c);
+      for (int c = 0; c < p.out_c; ++c) zero[c] = q.input_zero() * sums[c];
       const size_t n = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
       std::vector<float> got(n, -7.f), want(n, 7.f);
       const int rows = p.batch * p.out_h;
-      Int8Conv2d(p, qx.data(), pad.data(), packed.data(), sums.data(), offsets.data(), o,
+      Int8Conv2d(p, qx.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o,
                  got.data(), 0, rows / 2);
-      Int8Conv2d(p, qx.data(), pad.data(), packed.data(), sums.data(), offsets.data(), o,
+      Int8Conv2d(p, qx.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o,
                  got.data(), rows / 2, rows);
-      Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), o, want.data(), 0, rows);
+      Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), q.input_zero(), o, want.data(), 0, rows);
       ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial;
       if (wbits <= 4) {
         // The same weights stored as nibbles give the same result.
         std::vector<uint8_t> nibbles(Int4ConvPackedWeightsBytes(p));
         PackInt4ConvWeights(p, w.data(), nibbles.data());
         std::vector<float> got4(n, -5.f);
-        Int4Conv2d(p, qx.data(), pad.data(), nibbles.data(), sums.data(), offsets.data(), o,
+        Int4Conv2d(p, qx.data(), pad.data(), nibbles.data(), zero.data(), offsets.data(), o,
                    got4.data(), 0, rows);
         ASSERT_EQ(got4, want) << GetParam().name << " int4, in_c " << in_c << " trial " << trial;
         ++checked4;
@@ -162,8 +164,9 @@ TEST(Int8Conv2dRef, EqualsFloatConvolutionOfDequantizedValues) {
   QuantizeU8Ref(25, 6, 1, q, x.data(), qx.data());
   std::vector<uint8_t> pad(8, static_cast<uint8_t>(q.input_zero()));
   std::vector<float> mul(4, 1.f), got(100), want(100);
-  Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), Int8Output{mul.data(), nullptr, 7, false},
-                got.data(), 0, 5);
+  OutputTransform o;
+  o.mul = mul.data();
+  Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), 7, o, got.data(), 0, 5);
   // The same sums in float: integers (q - zp) and w, small enough to be exact.
   std::vector<float> fx(5 * 5 * 6), fw(w.begin(), w.end());
   for (int i = 0; i < 150; ++i) fx[i] = static_cast<float>(qx[i / 6 * 8 + i % 6] - 7);
