@@ -38,15 +38,38 @@ AlignedArray<T> MakeAligned(size_t n) {
   return AlignedArray<T>(p);
 }
 
+// What planning a native layer knows beyond its node: the tensors it reads or writes in a
+// native kernel's own form, and, for a bits producer, its thresholds.
+struct LayerIo {
+  const native::HeldTensor* in = nullptr;
+  const native::NativePlan::Producer* producer = nullptr;
+  native::HeldTensor* out = nullptr;
+};
+
+// Where a layer writes: floats through its transform (with the nodes fused after it), or the held
+// tensor its consumers read. Transform arrays go to `storage`.
+kernels::ConvOutput OutputOf(const NodeContext& ctx, const LayerIo& io, int out_c, const float* mul,
+                             native::TransformStorage* storage) {
+  kernels::ConvOutput o;
+  if (io.out != nullptr) {
+    o.kind = io.out->kind;
+    o.data = io.out->data();
+    o.groups = io.out->groups;
+    o.quant = io.out->quant;
+    o.threshold = io.producer->threshold.data();
+  } else {
+    o.data = ctx.output;
+  }
+  o.transform = native::FusedTransform(*ctx.graph, ctx.fused, out_c, mul,
+                                       ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, storage);
+  return o;
+}
+
 // A binary conv2d or dense layer (the latter as a 1x1 convolution of a 1x1 image). Its input is
-// a float tensor it bitpacks, or a tensor another native kernel left bitpacked; its output goes
-// through the float transform (with the nodes fused after it), or to bits for binary consumers.
+// a float tensor it bitpacks, or a tensor another native kernel left bitpacked.
 class BinaryConvKernel : public Kernel {
  public:
-  static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx,
-                                                const native::PackedTensor* in_packed,
-                                                const native::NativePlan::BitsProducer* bits,
-                                                native::PackedTensor* out_packed) {
+  static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx, const LayerIo& io) {
     auto k = std::unique_ptr<BinaryConvKernel>(new BinaryConvKernel());
     k->p_ = ConvParamsOf(ctx);
     const kernels::Conv2dParams& p = k->p_;
@@ -54,17 +77,18 @@ class BinaryConvKernel : public Kernel {
     const int64_t per_channel = static_cast<int64_t>(taps) * (p.in_c / p.groups);
     const float* w = ctx.inputs[1];
     // Only the signs count; a bits producer negates the channels whose thresholds read -d.
+    const bool flips = io.out != nullptr && io.out->kind == kernels::OutputKind::kBits;
     std::vector<float> signs(static_cast<size_t>(p.out_c * per_channel));
     for (size_t i = 0; i < signs.size(); ++i) {
-      const bool flip = bits != nullptr && bits->flip[i / per_channel] != 0;
+      const bool flip = flips && io.producer->flip[i / per_channel] != 0;
       signs[i] = (w[i] < 0.f) != flip ? -1.f : 1.f;
     }
     k->packed_w_ = MakeAligned<uint64_t>(kernels::BinaryConvPackedWeightsWords(p));
     k->tap_sums_.resize(static_cast<size_t>(p.out_c) * taps);
     k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
     k->in_pixels_ = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
-    if (in_packed != nullptr) {
-      k->in_words_ = in_packed->words.data();
+    if (io.in != nullptr) {
+      k->in_words_ = static_cast<const uint64_t*>(io.in->data());
     } else {
       k->packed_in_ = MakeAligned<uint64_t>(static_cast<size_t>(k->in_pixels_) * p.groups *
                                             kernels::PackedWords(p.in_c / p.groups));
@@ -77,16 +101,8 @@ class BinaryConvKernel : public Kernel {
     kernels::BinaryConvIndirection(p, k->offsets_.data());
     k->scales_.resize(p.out_c);
     kernels::BinaryWeightScalesRef(p.out_c, per_channel, w, k->scales_.data());
-    if (bits != nullptr) {
-      k->bits_ = {bits->threshold.data(), out_packed->groups};
-      k->out_words_ = out_packed->words.data();
-    } else {
-      k->transform_ =
-          native::FusedTransform(*ctx.graph, ctx.fused, p.out_c, k->scales_.data(),
-                                 ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, &k->storage_);
-    }
+    k->out_ = OutputOf(ctx, io, p.out_c, k->scales_.data(), &k->storage_);
     k->in_ = ctx.inputs[0];
-    k->out_ = ctx.output;
     k->pool_ = ctx.pool;
     return std::unique_ptr<Kernel>(std::move(k));
   }
@@ -96,14 +112,8 @@ class BinaryConvKernel : public Kernel {
       kernels::BitpackF32(in_pixels_, p_.in_c, p_.groups, nullptr, nullptr, in_, packed_in_.get());
     }
     auto rows = [&](size_t begin, size_t end) {
-      const int b = static_cast<int>(begin), e = static_cast<int>(end);
-      if (out_words_ != nullptr) {
-        kernels::BinaryConv2dToBits(p_, in_words_, packed_w_.get(), tap_sums_.data(),
-                                    offsets_.data(), bits_, out_words_, b, e);
-      } else {
-        kernels::BinaryConv2d(p_, in_words_, packed_w_.get(), tap_sums_.data(), offsets_.data(),
-                              transform_, out_, b, e);
-      }
+      kernels::BinaryConv2d(p_, in_words_, packed_w_.get(), tap_sums_.data(), offsets_.data(), out_,
+                            static_cast<int>(begin), static_cast<int>(end));
     };
     pool_->ParallelFor(static_cast<size_t>(p_.batch) * p_.out_h, 1, rows);
     return Status::Ok();
@@ -118,12 +128,9 @@ class BinaryConvKernel : public Kernel {
   std::vector<int64_t> offsets_;
   std::vector<float> scales_;
   native::TransformStorage storage_;
-  kernels::OutputTransform transform_;
-  kernels::BitsOutput bits_;
-  uint64_t* out_words_ = nullptr;
+  kernels::ConvOutput out_;
   int64_t in_pixels_ = 0;
   const float* in_ = nullptr;
-  float* out_ = nullptr;
   ThreadPool* pool_ = nullptr;
 };
 
@@ -131,25 +138,26 @@ class BinaryConvKernel : public Kernel {
 // bits its binary consumers read.
 class PackKernel : public Kernel {
  public:
-  PackKernel(const float* in, const native::NativePlan::Packer& packer, native::PackedTensor* out)
+  PackKernel(const float* in, const native::NativePlan::Packer& packer, native::HeldTensor* out)
       : in_(in), packer_(packer), out_(out) {}
   Status Run() override {
     kernels::BitpackF32(out_->pixels, out_->channels, out_->groups, packer_.below.data(),
-                        packer_.above.data(), in_, out_->words.data());
+                        packer_.above.data(), in_, static_cast<uint64_t*>(out_->data()));
     return Status::Ok();
   }
 
  private:
   const float* in_;
   const native::NativePlan::Packer& packer_;
-  native::PackedTensor* out_;
+  native::HeldTensor* out_;
 };
 
-// A layer with k-bit weights and activations: activations quantized to u8, then the VNNI-style
-// kernel; weights packed, pad pixel and indirection prepared at plan time.
+// A layer with k-bit weights and activations: activations quantized to u8 (or read as another
+// native kernel left them), then the VNNI-style kernel; weights packed, pad pixel and indirection
+// prepared at plan time.
 class IntegerKernel : public Kernel {
  public:
-  static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx) {
+  static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx, const LayerIo& io) {
     auto k = std::unique_ptr<IntegerKernel>(new IntegerKernel(MakeIntegerLayer(ctx)));
     const kernels::Conv2dParams& p = k->layer_.p;
     const int taps = p.kernel_h * p.kernel_w;
@@ -158,9 +166,15 @@ class IntegerKernel : public Kernel {
     k->packed_w_ = MakeAligned<int8_t>(k->nibbles_ ? kernels::Int4ConvPackedWeightsBytes(p)
                                                    : kernels::Int8ConvPackedWeightsBytes(p));
     k->pixels_ = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
-    k->quantized_ = MakeAligned<uint8_t>(static_cast<size_t>(k->pixels_) * p.groups *
-                                         kernels::Int8Channels(p.in_c / p.groups));
-    if (!k->packed_w_ || !k->quantized_) return Error("out of memory packing an integer layer");
+    if (io.in != nullptr) {
+      k->in_bytes_ = static_cast<const uint8_t*>(io.in->data());
+    } else {
+      k->quantized_ = MakeAligned<uint8_t>(static_cast<size_t>(k->pixels_) * p.groups *
+                                           kernels::Int8Channels(p.in_c / p.groups));
+      if (!k->quantized_) return Error("out of memory packing an integer layer");
+      k->in_bytes_ = k->quantized_.get();
+    }
+    if (!k->packed_w_) return Error("out of memory packing an integer layer");
     if (k->nibbles_) {
       kernels::PackInt4ConvWeights(p, k->layer_.weights.data(),
                                    reinterpret_cast<uint8_t*>(k->packed_w_.get()));
@@ -172,28 +186,25 @@ class IntegerKernel : public Kernel {
     for (int32_t& z : k->zero_) z *= k->layer_.act.input_zero();
     k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
     kernels::Int8ConvIndirection(p, k->offsets_.data());
-    k->output_ =
-        native::FusedTransform(*ctx.graph, ctx.fused, p.out_c, k->layer_.mul.data(),
-                               ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, &k->storage_);
+    k->out_ = OutputOf(ctx, io, p.out_c, k->layer_.mul.data(), &k->storage_);
     k->in_ = ctx.inputs[0];
-    k->out_ = ctx.output;
     k->pool_ = ctx.pool;
     return std::unique_ptr<Kernel>(std::move(k));
   }
 
   Status Run() override {
     const kernels::Conv2dParams& p = layer_.p;
-    kernels::QuantizeU8(pixels_, p.in_c, p.groups, layer_.act, in_, quantized_.get());
+    if (quantized_)
+      kernels::QuantizeU8(pixels_, p.in_c, p.groups, layer_.act, in_, quantized_.get());
     auto rows = [&](size_t begin, size_t end) {
+      const int b = static_cast<int>(begin), e = static_cast<int>(end);
       if (nibbles_) {
-        kernels::Int4Conv2d(p, quantized_.get(), layer_.pad_pixel.data(),
+        kernels::Int4Conv2d(p, in_bytes_, layer_.pad_pixel.data(),
                             reinterpret_cast<const uint8_t*>(packed_w_.get()), zero_.data(),
-                            offsets_.data(), output_, out_, static_cast<int>(begin),
-                            static_cast<int>(end));
+                            offsets_.data(), out_, b, e);
       } else {
-        kernels::Int8Conv2d(p, quantized_.get(), layer_.pad_pixel.data(), packed_w_.get(),
-                            zero_.data(), offsets_.data(), output_, out_, static_cast<int>(begin),
-                            static_cast<int>(end));
+        kernels::Int8Conv2d(p, in_bytes_, layer_.pad_pixel.data(), packed_w_.get(), zero_.data(),
+                            offsets_.data(), out_, b, e);
       }
     };
     pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, 1, rows);
@@ -206,20 +217,20 @@ class IntegerKernel : public Kernel {
   bool nibbles_ = false;
   AlignedArray<int8_t> packed_w_;
   AlignedArray<uint8_t> quantized_;
+  const uint8_t* in_bytes_ = nullptr;
   std::vector<int32_t> zero_;
   std::vector<int64_t> offsets_;
   native::TransformStorage storage_;
-  kernels::OutputTransform output_;
+  kernels::ConvOutput out_;
   int64_t pixels_ = 0;
   const float* in_ = nullptr;
-  float* out_ = nullptr;
   ThreadPool* pool_ = nullptr;
 };
 
 // A 2-bit layer (int2 weights and activations): bit planes and popcounts instead of bytes.
 class Bit2Kernel : public Kernel {
  public:
-  static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx) {
+  static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx, const LayerIo& io) {
     auto k = std::unique_ptr<Bit2Kernel>(new Bit2Kernel(MakeIntegerLayer(ctx)));
     const kernels::Conv2dParams& p = k->layer_.p;
     const int taps = p.kernel_h * p.kernel_w;
@@ -227,8 +238,14 @@ class Bit2Kernel : public Kernel {
         static_cast<size_t>(p.groups) * kernels::PackedWords(p.in_c / p.groups) * 2;
     k->pixels_ = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
     k->packed_w_ = MakeAligned<uint64_t>(kernels::Bit2ConvPackedWeightsWords(p));
-    k->planes_ = MakeAligned<uint64_t>(static_cast<size_t>(k->pixels_) * pixel_words);
-    if (!k->packed_w_ || !k->planes_) return Error("out of memory packing a 2-bit layer");
+    if (io.in != nullptr) {
+      k->in_words_ = static_cast<const uint64_t*>(io.in->data());
+    } else {
+      k->planes_ = MakeAligned<uint64_t>(static_cast<size_t>(k->pixels_) * pixel_words);
+      if (!k->planes_) return Error("out of memory packing a 2-bit layer");
+      k->in_words_ = k->planes_.get();
+    }
+    if (!k->packed_w_) return Error("out of memory packing a 2-bit layer");
     kernels::PackBit2ConvWeights(p, k->layer_.weights.data(), k->packed_w_.get());
     k->pad_.resize(pixel_words);
     kernels::Bit2PadPixel(p, k->layer_.act, k->pad_.data());
@@ -238,22 +255,20 @@ class Bit2Kernel : public Kernel {
     for (int32_t& z : k->zero_) z *= u_zero;
     k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
     kernels::BinaryConvIndirection(p, k->offsets_.data());
-    k->output_ =
-        native::FusedTransform(*ctx.graph, ctx.fused, p.out_c, k->layer_.mul.data(),
-                               ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, &k->storage_);
+    k->out_ = OutputOf(ctx, io, p.out_c, k->layer_.mul.data(), &k->storage_);
     k->in_ = ctx.inputs[0];
-    k->out_ = ctx.output;
     k->pool_ = ctx.pool;
     return std::unique_ptr<Kernel>(std::move(k));
   }
 
   Status Run() override {
     const kernels::Conv2dParams& p = layer_.p;
-    kernels::QuantizeBitplanes2(pixels_, p.in_c, p.groups, layer_.act, in_, planes_.get());
+    if (planes_) {
+      kernels::QuantizeBitplanes2(pixels_, p.in_c, p.groups, layer_.act, in_, planes_.get());
+    }
     auto rows = [&](size_t begin, size_t end) {
-      kernels::Bit2Conv2d(p, planes_.get(), pad_.data(), packed_w_.get(), zero_.data(),
-                          offsets_.data(), output_, out_, static_cast<int>(begin),
-                          static_cast<int>(end));
+      kernels::Bit2Conv2d(p, in_words_, pad_.data(), packed_w_.get(), zero_.data(), offsets_.data(),
+                          out_, static_cast<int>(begin), static_cast<int>(end));
     };
     pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, 1, rows);
     return Status::Ok();
@@ -263,14 +278,14 @@ class Bit2Kernel : public Kernel {
   explicit Bit2Kernel(IntegerLayer layer) : layer_(std::move(layer)) {}
   IntegerLayer layer_;
   AlignedArray<uint64_t> packed_w_, planes_;
+  const uint64_t* in_words_ = nullptr;
   std::vector<uint64_t> pad_;
   std::vector<int32_t> zero_;
   std::vector<int64_t> offsets_;
   native::TransformStorage storage_;
-  kernels::OutputTransform output_;
+  kernels::ConvOutput out_;
   int64_t pixels_ = 0;
   const float* in_ = nullptr;
-  float* out_ = nullptr;
   ThreadPool* pool_ = nullptr;
 };
 
@@ -288,13 +303,13 @@ class NativeBackend : public Backend {
   FusionPlan Fuse(const PlanScope& scope) override {
     const graph::Graph& g = *scope.graph;
     graph_ = &g;
-    auto runs = [&](const graph::Node& n) { return Own(n) && Supports(g, n).ok(); };
-    auto binary = [&](const graph::Node& n) {
-      const graph::Quantization* q = QuantizationOf(n);
-      return runs(n) && q->weight_precision == Precision::kBinary &&
-             q->activation_precision == Precision::kBinary;
+    auto input_of = [&](const graph::Node& n) {
+      if (!Own(n) || !Supports(g, n).ok()) return native::LayerInput::kNone;
+      const graph::Quantization& q = *QuantizationOf(n);
+      if (IsBit2(q)) return native::LayerInput::kPlanes2;
+      return IsIntegerLayer(q) ? native::LayerInput::kU8 : native::LayerInput::kBits;
     };
-    plan_ = native::PlanNativeFusion(scope, binary, runs);
+    plan_ = native::PlanNativeFusion(scope, input_of);
     return plan_.fusion;
   }
 
@@ -333,32 +348,29 @@ class NativeBackend : public Backend {
     const graph::Node& node = *ctx.node;
     if (const native::NativePlan::Packer* packer = PackerOf(node)) {
       return std::unique_ptr<Kernel>(
-          std::make_unique<PackKernel>(ctx.inputs[0], *packer, &plan_.packed.at(packer->packed)));
+          std::make_unique<PackKernel>(ctx.inputs[0], *packer, &plan_.held.at(packer->held)));
     }
     if (!Own(node)) return float_->Plan(ctx);
     HYBRID_RETURN_IF_ERROR(Supports(*ctx.graph, node));
+    LayerIo io;
+    if (auto it = plan_.held.find(node.inputs[0]); it != plan_.held.end()) io.in = &it->second;
+    if (auto it = plan_.producers.find(IndexOf(node)); it != plan_.producers.end()) {
+      io.producer = &it->second;
+      io.out = &plan_.held.at(io.producer->held);
+    }
     const graph::Quantization& q = *QuantizationOf(node);
-    if (q.weight_precision == Precision::kInt2 && q.activation_precision == Precision::kInt2) {
-      return Bit2Kernel::Create(ctx);
-    }
-    if (IsIntegerLayer(q)) return IntegerKernel::Create(ctx);
-    const native::PackedTensor* in_packed = nullptr;
-    if (auto it = plan_.packed.find(node.inputs[0]); it != plan_.packed.end()) {
-      in_packed = &it->second;
-    }
-    const native::NativePlan::BitsProducer* bits = nullptr;
-    native::PackedTensor* out_packed = nullptr;
-    if (auto it = plan_.bits_producers.find(IndexOf(node)); it != plan_.bits_producers.end()) {
-      bits = &it->second;
-      out_packed = &plan_.packed.at(bits->packed);
-    }
-    return BinaryConvKernel::Create(ctx, in_packed, bits, out_packed);
+    if (IsBit2(q)) return Bit2Kernel::Create(ctx, io);
+    if (IsIntegerLayer(q)) return IntegerKernel::Create(ctx, io);
+    return BinaryConvKernel::Create(ctx, io);
   }
 
  private:
   static bool Own(const graph::Node& node) {
     const graph::Quantization* q = QuantizationOf(node);
     return q != nullptr && !q->IsFloat();
+  }
+  static bool IsBit2(const graph::Quantization& q) {
+    return q.weight_precision == Precision::kInt2 && q.activation_precision == Precision::kInt2;
   }
 
   // The node's index in the graph the fusion plan was made for, or -1.

@@ -218,13 +218,14 @@ std::unique_ptr<Kernel> MakeCall(F f) {
 class IntegerKernel : public Kernel {
  public:
   explicit IntegerKernel(const NodeContext& ctx)
-      : layer_(MakeIntegerLayer(ctx)), in_(ctx.inputs[0]), out_(ctx.output), pool_(ctx.pool) {
+      : layer_(MakeIntegerLayer(ctx)), in_(ctx.inputs[0]), pool_(ctx.pool) {
     const kernels::Conv2dParams& p = layer_.p;
     pixels_ = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
     quantized_.resize(static_cast<size_t>(pixels_) * p.groups *
                       kernels::Int8Channels(p.in_c / p.groups));
-    output_.mul = layer_.mul.data();
-    output_.bias = ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr;
+    output_.data = ctx.output;
+    output_.transform.mul = layer_.mul.data();
+    output_.transform.bias = ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr;
   }
 
   Status Run() override {
@@ -232,7 +233,7 @@ class IntegerKernel : public Kernel {
     kernels::QuantizeU8Ref(pixels_, p.in_c, p.groups, layer_.act, in_, quantized_.data());
     auto rows = [&](size_t begin, size_t end) {
       kernels::Int8Conv2dRef(p, quantized_.data(), layer_.pad_pixel.data(), layer_.weights.data(),
-                             layer_.act.input_zero(), output_, out_, static_cast<int>(begin),
+                             layer_.act.input_zero(), output_, static_cast<int>(begin),
                              static_cast<int>(end));
     };
     pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, 1, rows);
@@ -242,10 +243,9 @@ class IntegerKernel : public Kernel {
  private:
   IntegerLayer layer_;
   std::vector<uint8_t> quantized_;
-  kernels::OutputTransform output_;
+  kernels::ConvOutput output_;
   int64_t pixels_ = 0;
   const float* in_;
-  float* out_;
   ThreadPool* pool_;
 };
 

@@ -59,16 +59,22 @@ bool IsIntegerLayer(const graph::Quantization& q) {
   return IsInteger(q.weight_precision) && IsInteger(q.activation_precision);
 }
 
+kernels::ActivationQuant ActivationQuantOf(const graph::Quantization& q) {
+  const int bits = graph::Bits(q.activation_precision);
+  kernels::ActivationQuant a;
+  a.scale = q.act_scale;
+  a.zero_point = q.act_zero_point;
+  a.qmin = q.act_signed ? -(1 << (bits - 1)) : 0;
+  a.qmax = q.act_signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
+  a.offset = q.act_signed ? 128 : 0;
+  return a;
+}
+
 IntegerLayer MakeIntegerLayer(const NodeContext& ctx) {
   const graph::Quantization& q = *QuantizationOf(*ctx.node);
   IntegerLayer l;
   l.p = ConvParamsOf(ctx);
-  const int bits = graph::Bits(q.activation_precision);
-  l.act.scale = q.act_scale;
-  l.act.zero_point = q.act_zero_point;
-  l.act.qmin = q.act_signed ? -(1 << (bits - 1)) : 0;
-  l.act.qmax = q.act_signed ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
-  l.act.offset = q.act_signed ? 128 : 0;
+  l.act = ActivationQuantOf(q);
   const int64_t per_channel =
       static_cast<int64_t>(l.p.kernel_h) * l.p.kernel_w * (l.p.in_c / l.p.groups);
   l.weights.resize(static_cast<size_t>(l.p.out_c * per_channel));

@@ -24,6 +24,9 @@ const graph::Quantization* QuantizationOf(const graph::Node& node);
 // sum integers exactly and scale once (docs/ir.md).
 bool IsIntegerLayer(const graph::Quantization& q);
 
+// How an integer layer with quantization `q` stores its input activations.
+kernels::ActivationQuant ActivationQuantOf(const graph::Quantization& q);
+
 // An integer layer prepared at plan time.
 struct IntegerLayer {
   kernels::Conv2dParams p;

@@ -185,66 +185,161 @@ bool IsActivation(OpType op) {
   return op == OpType::kRelu || op == OpType::kHardtanh || op == OpType::kPrelu;
 }
 
-// The packing layout binary layers read their input in: channels and groups.
+// The groups of a layer's input: the packing layout it reads.
 int InputGroups(const graph::Node& layer) {
   return layer.op == OpType::kConv2d ? std::get<graph::Conv2dAttrs>(layer.attrs).groups : 1;
+}
+
+bool SameQuant(const kernels::ActivationQuant& a, const kernels::ActivationQuant& b) {
+  return a.scale == b.scale && a.zero_point == b.zero_point && a.qmin == b.qmin &&
+         a.qmax == b.qmax && a.offset == b.offset;
+}
+
+kernels::OutputKind HeldKind(LayerInput in) {
+  switch (in) {
+    case LayerInput::kU8:
+      return kernels::OutputKind::kU8;
+    case LayerInput::kPlanes2:
+      return kernels::OutputKind::kPlanes2;
+    default:
+      return kernels::OutputKind::kBits;
+  }
+}
+
+// The graph around the nodes a plan runs.
+struct Neighbours {
+  std::vector<bool> in_steps;
+  std::vector<std::vector<int>> consumers;  // per tensor, every node of the graph reading it
+  std::vector<int> producer;                // per tensor, the step writing it, or -1
+  const std::vector<bool>* readable;
+
+  Neighbours(const PlanScope& scope) : readable(&scope.readable) {
+    const graph::Graph& g = *scope.graph;
+    in_steps.assign(g.nodes.size(), false);
+    consumers.resize(g.tensors.size());
+    producer.assign(g.tensors.size(), -1);
+    for (int s : scope.steps) {
+      in_steps[s] = true;
+      producer[g.nodes[s].outputs[0]] = s;
+    }
+    for (size_t n = 0; n < g.nodes.size(); ++n) {
+      for (graph::TensorId t : g.nodes[n].inputs) consumers[t].push_back(static_cast<int>(n));
+    }
+  }
+  // A tensor a chain may pass through: written in the plan, read by one node, kept by nobody.
+  bool Inner(graph::TensorId t) const {
+    return producer[t] >= 0 && consumers[t].size() == 1 && !(*readable)[t];
+  }
+};
+
+// The channelwise nodes [batchnorm] [activation] a layer's float transform applies, walking
+// back from `t`: the layer and the nodes in order, or layer -1.
+std::pair<int, std::vector<int>> TransformChainTo(const graph::Graph& g, const Neighbours& nb,
+                                                  const std::vector<bool>& claimed,
+                                                  graph::TensorId t) {
+  std::vector<int> ops;
+  graph::TensorId cur = t;
+  while (nb.producer[cur] >= 0 && !claimed[nb.producer[cur]]) {
+    const int p = nb.producer[cur];
+    const graph::Node& n = g.nodes[p];
+    if (!IsChannelwise(g, n)) return {p, ops};
+    // Backwards: an activation only first, a batchnorm only before any other batchnorm.
+    const bool fits =
+        (n.op == OpType::kBatchNorm && (ops.empty() || g.nodes[ops[0]].op != OpType::kBatchNorm)) ||
+        (IsActivation(n.op) && ops.empty());
+    if (!fits) break;
+    ops.insert(ops.begin(), p);
+    cur = n.inputs[0];
+    if (!nb.Inner(cur)) break;
+  }
+  return {-1, ops};
 }
 
 }  // namespace
 
 NativePlan PlanNativeFusion(const PlanScope& scope,
-                            const std::function<bool(const graph::Node&)>& binary_layer,
-                            const std::function<bool(const graph::Node&)>& owned_layer) {
+                            const std::function<LayerInput(const graph::Node&)>& input_of) {
   const graph::Graph& g = *scope.graph;
   const std::vector<graph::Shape>& shapes = *scope.shapes;
-  const int num_nodes = static_cast<int>(g.nodes.size());
-  const int num_tensors = static_cast<int>(g.tensors.size());
-  std::vector<bool> in_steps(num_nodes, false), claimed(num_nodes, false);
-  for (int s : scope.steps) in_steps[s] = true;
-  std::vector<std::vector<int>> consumers(num_tensors);
-  for (int n = 0; n < num_nodes; ++n) {
-    for (graph::TensorId t : g.nodes[n].inputs) consumers[t].push_back(n);
-  }
-  std::vector<int> producer(num_tensors, -1);
-  for (int s : scope.steps) producer[g.nodes[s].outputs[0]] = s;
-  // A tensor a chain may pass through: written in the plan, read by one node, kept by nobody.
-  auto inner = [&](graph::TensorId t) {
-    return producer[t] >= 0 && consumers[t].size() == 1 && !scope.readable[t];
+  const Neighbours nb(scope);
+  std::vector<bool> claimed(g.nodes.size(), false);
+  NativePlan plan;
+  auto hold = [&](graph::TensorId t, LayerInput in, int groups,
+                  const kernels::ActivationQuant& quant) {
+    HeldTensor& h = plan.held[t];
+    h.tensor = t;
+    h.kind = HeldKind(in);
+    h.channels = static_cast<int>(shapes[t].back());
+    h.groups = groups;
+    h.quant = quant;
+    h.pixels = graph::NumElements(shapes[t]) / h.channels;
+    kernels::ConvOutput layout;
+    layout.kind = h.kind;
+    layout.groups = groups;
+    const int64_t bytes = h.pixels * kernels::OutputPixelBytes(layout, h.channels);
+    h.storage.assign(static_cast<size_t>((bytes + 7) / 8), 0);
+    plan.fusion.internal.push_back(t);
   };
 
-  NativePlan plan;
-  // 1. Tensors read only by binary layers travel bitpacked, from the binary layer that computes
-  // them through thresholds on its sums, or from a float tensor through bitpacking thresholds.
+  // 1. Tensors read only by native layers of one kind, in one layout, travel in the form those
+  // layers read: from the layer that computes them (bits through thresholds on its sums; bytes or
+  // planes through its transform and the consumers' quantization), or bitpacked from a float
+  // tensor through thresholds.
   for (int s : scope.steps) {
     const graph::TensorId t = g.nodes[s].outputs[0];
-    if (scope.readable[t] || consumers[t].empty()) continue;
+    if (scope.readable[t] || nb.consumers[t].empty()) continue;
+    LayerInput in = LayerInput::kNone;
     int groups = -1;
-    bool all_binary = true;
-    for (int c : consumers[t]) {
+    kernels::ActivationQuant quant;
+    bool alike = true;
+    for (int c : nb.consumers[t]) {
       const graph::Node& layer = g.nodes[c];
-      all_binary = all_binary && in_steps[c] && binary_layer(layer) && layer.inputs[0] == t &&
-                   (groups < 0 || groups == InputGroups(layer));
-      for (size_t i = 1; i < layer.inputs.size(); ++i) all_binary &= layer.inputs[i] != t;
+      const LayerInput ci = input_of(layer);
+      const kernels::ActivationQuant cq = ci == LayerInput::kU8 || ci == LayerInput::kPlanes2
+                                              ? ActivationQuantOf(*QuantizationOf(layer))
+                                              : kernels::ActivationQuant{};
+      alike = alike && nb.in_steps[c] && ci != LayerInput::kNone && layer.inputs[0] == t &&
+              (in == LayerInput::kNone ||
+               (in == ci && groups == InputGroups(layer) && SameQuant(quant, cq)));
+      for (size_t i = 1; i < layer.inputs.size(); ++i) alike = alike && layer.inputs[i] != t;
+      in = ci;
       groups = InputGroups(layer);
+      quant = cq;
     }
-    if (!all_binary) continue;
-    // Walk back through channelwise nodes to a binary layer or a float tensor.
+    if (!alike) continue;
+    const int channels = static_cast<int>(shapes[t].back());
+    if (in != LayerInput::kBits) {
+      // Quantized: a native layer with its float transform, then the consumers' quantization.
+      auto [layer, ops] = TransformChainTo(g, nb, claimed, t);
+      if (layer < 0 || claimed[layer] || input_of(g.nodes[layer]) == LayerInput::kNone) continue;
+      kernels::ConvOutput layout;
+      layout.kind = HeldKind(in);
+      layout.groups = groups;
+      if (!kernels::OutputLayoutSupported(layout, channels, InputGroups(g.nodes[layer]))) continue;
+      std::vector<int> chain = {layer};
+      chain.insert(chain.end(), ops.begin(), ops.end());
+      for (int n : chain) claimed[n] = true;
+      if (chain.size() > 1) plan.fusion.chains.push_back(chain);
+      plan.producers[layer] = NativePlan::Producer{t, {}, {}};
+      hold(t, in, groups, quant);
+      continue;
+    }
+    // Bits: walk back through channelwise nodes to a binary layer or a float tensor.
     std::vector<int> ops;
     int layer = -1;
     graph::TensorId cur = t;
-    while (producer[cur] >= 0 && !claimed[producer[cur]]) {
-      const int p = producer[cur];
+    while (nb.producer[cur] >= 0 && !claimed[nb.producer[cur]]) {
+      const int p = nb.producer[cur];
       if (IsChannelwise(g, g.nodes[p])) {
         ops.insert(ops.begin(), p);
         cur = g.nodes[p].inputs[0];
-        if (!inner(cur)) break;
+        if (!nb.Inner(cur)) break;
         continue;
       }
-      if (binary_layer(g.nodes[p])) layer = p;
+      if (input_of(g.nodes[p]) == LayerInput::kBits) layer = p;
       break;
     }
     if (layer < 0 && ops.empty()) continue;  // its consumers bitpack it themselves
-    const int channels = static_cast<int>(shapes[t].back());
     std::vector<const graph::Node*> op_nodes(ops.size());
     for (size_t i = 0; i < ops.size(); ++i) op_nodes[i] = &g.nodes[ops[i]];
     const ChannelSteps steps(g, op_nodes, channels);
@@ -252,7 +347,10 @@ NativePlan PlanNativeFusion(const PlanScope& scope,
     if (layer >= 0) {
       const graph::Node& l = g.nodes[layer];
       const kernels::Conv2dParams p = ConvParamsOf(l, shapes[l.inputs[0]], shapes[l.outputs[0]]);
-      if (!kernels::BinaryBitsLayoutSupported(p, groups)) continue;
+      kernels::ConvOutput layout;
+      layout.kind = kernels::OutputKind::kBits;
+      layout.groups = groups;
+      if (!kernels::OutputLayoutSupported(layout, p.out_c, p.groups)) continue;
       const int64_t per_channel =
           static_cast<int64_t>(p.kernel_h) * p.kernel_w * (p.in_c / p.groups);
       std::vector<float> scales(p.out_c);
@@ -261,15 +359,15 @@ NativePlan PlanNativeFusion(const PlanScope& scope,
       kernels::OutputTransform layer_out;
       layer_out.mul = scales.data();
       layer_out.bias = l.inputs.size() > 2 ? g.ConstantData<float>(l.inputs[2]) : nullptr;
-      NativePlan::BitsProducer bp{t, {}, {}};
+      NativePlan::Producer producer{t, {}, {}};
       auto f = [&](int c, int32_t d) {
         return steps.Apply(c, kernels::TransformOne(layer_out, c, d));
       };
-      if (!IntegerThresholds(p.out_c, static_cast<int32_t>(per_channel), f, &bp.threshold,
-                             &bp.flip)) {
+      if (!IntegerThresholds(p.out_c, static_cast<int32_t>(per_channel), f, &producer.threshold,
+                             &producer.flip)) {
         continue;
       }
-      plan.bits_producers[layer] = std::move(bp);
+      plan.producers[layer] = std::move(producer);
       chain.insert(chain.begin(), layer);
       claimed[layer] = true;
     } else {
@@ -280,27 +378,20 @@ NativePlan PlanNativeFusion(const PlanScope& scope,
     }
     for (int n : ops) claimed[n] = true;
     if (chain.size() > 1) plan.fusion.chains.push_back(chain);
-    plan.fusion.internal.push_back(t);
-    PackedTensor& packed = plan.packed[t];
-    packed.tensor = t;
-    packed.channels = channels;
-    packed.groups = groups;
-    packed.pixels = graph::NumElements(shapes[t]) / channels;
-    packed.words.assign(
-        static_cast<size_t>(packed.pixels) * groups * kernels::PackedWords(channels / groups), 0);
+    hold(t, LayerInput::kBits, groups, {});
   }
 
   // 2. Layers whose float output goes through [batchnorm] [activation] apply them in their
   // transform.
   for (int s : scope.steps) {
-    if (claimed[s] || !owned_layer(g.nodes[s])) continue;
+    if (claimed[s] || input_of(g.nodes[s]) == LayerInput::kNone) continue;
     std::vector<int> chain = {s};
     bool bn = false, act = false;
     graph::TensorId cur = g.nodes[s].outputs[0];
-    while (inner(cur)) {
-      const int c = consumers[cur][0];
+    while (nb.Inner(cur)) {
+      const int c = nb.consumers[cur][0];
       const graph::Node& n = g.nodes[c];
-      if (!in_steps[c] || claimed[c] || !IsChannelwise(g, n) || n.inputs[0] != cur) break;
+      if (!nb.in_steps[c] || claimed[c] || !IsChannelwise(g, n) || n.inputs[0] != cur) break;
       if (n.op == OpType::kBatchNorm && !bn && !act) {
         bn = true;
       } else if (IsActivation(n.op) && !act) {

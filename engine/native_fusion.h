@@ -1,8 +1,9 @@
 // Engine-internal: what the native backend fuses and the exact numbers fusion needs. A binary
 // layer's output that only feeds (through batchnorm, sign, relu, prelu or hardtanh nodes) other
 // binary layers is passed on bitpacked, by thresholds that reproduce the ref backend's float
-// results bit for bit; a layer followed by [batchnorm] [relu | hardtanh | prelu] applies them in
-// its output transform, with the same roundings as the separate nodes.
+// results bit for bit; a layer's output that only feeds integer (or 2-bit) layers sharing one
+// quantization is passed on quantized; a layer followed by [batchnorm] [relu | hardtanh | prelu]
+// applies them in its output transform, with the same roundings as the separate nodes.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include "engine/backend.h"
 #include "graph/ir.h"
 #include "kernels/output.h"
+#include "kernels/params.h"
 
 namespace hybrid::engine::native {
 
@@ -48,48 +50,52 @@ bool IntegerThresholds(int channels, int32_t k, const std::function<float(int, i
 bool FloatThresholds(int channels, const std::function<float(int, float)>& f,
                      std::vector<float>* below, std::vector<float>* above);
 
-// The nodes after a layer that its float transform can absorb: [batchnorm] then at most one of
-// relu, hardtanh, prelu, each reading the one before alone.
-struct TransformChain {
-  std::vector<int> nodes;
-};
-
-// A tensor passed bitpacked between native kernels, in the layout of its binary consumers.
-struct PackedTensor {
+// A tensor native kernels pass among themselves in the form its consumers read: bitpacked for
+// binary layers, quantized bytes for integer layers, two bit planes for 2-bit layers.
+struct HeldTensor {
   graph::TensorId tensor = -1;
+  kernels::OutputKind kind = kernels::OutputKind::kBits;  // kBits, kU8 or kPlanes2
   int64_t pixels = 0;  // batch * height * width, or batch for a dense layer's input
   int channels = 0, groups = 1;
-  std::vector<uint64_t> words;  // pixels * groups * PackedWords(channels / groups), zeroed once
+  kernels::ActivationQuant quant;  // kU8, kPlanes2: the consumers' quantization
+  std::vector<uint64_t> storage;   // zeroed once: bytes no channel owns stay zero
+  void* data() { return storage.data(); }
+  const void* data() const { return storage.data(); }
 };
 
 // How the native backend runs a scope.
 struct NativePlan {
   FusionPlan fusion;
-  // Producers of packed tensors: a binary layer whose sums go straight to bits.
-  struct BitsProducer {
-    graph::TensorId packed;  // the tensor it writes, bitpacked
-    std::vector<int32_t> threshold;
-    std::vector<uint8_t> flip;  // channels whose weights are negated
+  // Layers that write a held tensor instead of floats (with the nodes fused after them).
+  struct Producer {
+    graph::TensorId held;
+    std::vector<int32_t> threshold;  // kBits: on the layer's sums
+    std::vector<uint8_t> flip;       // kBits: channels whose weights are negated
   };
-  std::map<int, BitsProducer> bits_producers;  // by layer node
+  std::map<int, Producer> producers;  // by layer node
   // Float tensors bitpacked through thresholds: channelwise nodes, the first one's input packed.
   struct Packer {
-    graph::TensorId packed;
+    graph::TensorId held;
     std::vector<float> below, above;
   };
   std::map<int, Packer> packers;  // by the chain's first node
-  std::map<graph::TensorId, PackedTensor> packed;
+  std::map<graph::TensorId, HeldTensor> held;
 };
 
-// Decides the native backend's fusions. `binary_layer(node)` says whether a node is a binary
-// conv2d or dense the native kernels will run; `owned_layer(node)` whether the node is any layer
-// they run (binary, integer, 2-bit), whose float transform may absorb what follows it.
+// What a native layer reads: the form its input may be held in.
+enum class LayerInput {
+  kNone,     // not a layer the native kernels run
+  kBits,     // binary activations
+  kU8,       // integer activations (int8, int4 weights)
+  kPlanes2,  // 2-bit activations with 2-bit weights
+};
+
+// Decides the native backend's fusions. `input_of(node)` says which native layer a node is.
 NativePlan PlanNativeFusion(const PlanScope& scope,
-                            const std::function<bool(const graph::Node&)>& binary_layer,
-                            const std::function<bool(const graph::Node&)>& owned_layer);
+                            const std::function<LayerInput(const graph::Node&)>& input_of);
 
 // The float transform of a layer with scales `mul` and `bias` (may be null) followed by the
-// `fused` nodes (a TransformChain): batchnorm parameters and prelu slopes go to `storage`.
+// `fused` nodes ([batchnorm] [activation]): batchnorm parameters and prelu slopes go to `storage`.
 struct TransformStorage {
   std::vector<float> bn_mul, bn_add, slope;
 };

@@ -83,52 +83,38 @@ void BitpackF32Impl(int64_t pixels, int channels, int groups, const float* below
   }
 }
 
-// Where one tile's results go: MR output pixels of one block of 16 channels, as floats through
-// the block's transform, or as 16 bits (d < threshold) per pixel for a following binary layer.
+// Where one tile's results go: MR output pixels of one block of 16 channels.
 struct TileOutput {
-  int32_t k_total;            // taps * channels per group: the dot product of all-agreeing signs
-  OutputTransform transform;  // the block's view (BlockOf): 16 values per array
-  const int32_t* threshold;   // 16 values for bits output, else null
+  int32_t k_total;  // taps * channels per group: the dot product of all-agreeing signs
+  BlockOutput block;
   // With bits output, binary, and no correction in the tile: bit = count > count_threshold[j],
   // the threshold moved onto the popcounts so that the bits come straight from the accumulators.
   const int64_t* count_threshold;
-  int oc_count;                // channels of the block that exist (the rest is padding)
   const int32_t* zero;         // 16 values to subtract from every pixel's sum (2-bit), or null
   const int32_t* const* corr;  // per pixel: 16 values to subtract (zero-padded taps), or null
   unsigned char* const* px;    // per pixel: the first byte of its output
-  int64_t offset;              // bytes from there to the block's floats or 2 bytes of bits
 
-  HWY_INLINE float* Y(int m) const { return reinterpret_cast<float*>(px[m] + offset); }
-  HWY_INLINE unsigned char* Bits(int m) const { return px[m] + offset; }
+  HWY_INLINE unsigned char* Dst(int m) const { return px[m] + block.offset; }
 };
 
-// The integer dot product from a lane's count: binary (one plane) counts disagreeing signs, so
-// dot = k_total - 2 * count; 2-bit (two planes) accumulates the signed sum itself.
+// Pixel m's sums from its counts, less the zero point and padding corrections, then its output.
+// Binary (one plane) counts disagreeing signs, so the sum is k_total - 2 * count; 2-bit (two
+// planes) accumulates the signed sum itself.
 template <int kPlanes>
-HWY_INLINE int32_t DotOf(int32_t k_total, int32_t count) {
-  return kPlanes == 1 ? k_total - 2 * count : count;
-}
-
-HWY_INLINE void StoreBits16(uint64_t bits, unsigned char* dst) {
-  const auto b16 = static_cast<uint16_t>(bits);  // little-endian: the word's bits in order
-  std::memcpy(dst, &b16, sizeof(b16));
-}
-
-// dot - corr, then the transform or the threshold, one channel at a time.
-template <int kPlanes>
-HWY_INLINE void TransformScalar(const int32_t* counts, int m, const TileOutput& o) {
-  uint64_t bits = 0;
-  for (int j = 0; j < o.oc_count; ++j) {
-    int32_t dot = DotOf<kPlanes>(o.k_total, counts[j]);
-    if (o.zero != nullptr) dot -= o.zero[j];
-    if (o.corr[m] != nullptr) dot -= o.corr[m][j];
-    if (o.threshold != nullptr) {
-      bits |= static_cast<uint64_t>(dot < o.threshold[j]) << j;
-    } else {
-      o.Y(m)[j] = TransformOne(o.transform, j, dot);
-    }
+HWY_INLINE void StoreCounts(const int32_t* counts, int m, const TileOutput& o) {
+  // Vectors of at most 16 lanes, a power of two: a whole number of them per block.
+  const hn::CappedTag<int32_t, kBinaryOcBlock> di;
+  const int n = static_cast<int>(hn::Lanes(di));
+  HWY_ALIGN int32_t dot[kBinaryOcBlock];
+  const auto k_total = hn::Set(di, o.k_total);
+  for (int j = 0; j < kBinaryOcBlock; j += n) {
+    const auto count = hn::Load(di, counts + j);
+    auto v = kPlanes == 1 ? hn::Sub(k_total, hn::Add(count, count)) : count;
+    if (o.zero != nullptr) v = hn::Sub(v, hn::LoadU(di, o.zero + j));
+    if (o.corr[m] != nullptr) v = hn::Sub(v, hn::LoadU(di, o.corr[m] + j));
+    hn::Store(v, di, dot + j);
   }
-  if (o.threshold != nullptr) StoreBits16(bits, o.Bits(m));
+  StoreBlock(di, dot, o.block, o.Dst(m));
 }
 
 // Popcounts of (input XOR weights) for MR pixels and one block of 16 output channels, then the
@@ -185,7 +171,7 @@ HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uin
         }
         counts[j] = static_cast<int32_t>(sum);
       }
-      TransformScalar<kPlanes>(counts, m, out);
+      StoreCounts<kPlanes>(counts, m, out);
     }
     return;
   }
@@ -240,23 +226,21 @@ HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uin
         hn::StoreMaskBits(ds, over, bytes);
         bits |= static_cast<uint64_t>(bytes[0] & ((1u << kLanes) - 1)) << (j * kLanes);
       }
-      StoreBits16(bits, out.Bits(m));
+      StoreBits16(bits, out.Dst(m));
     }
     return;
   }
 #endif
   // The counts leave the registers once, through loops the compiler unrolls, so that the
-  // transform's loops may index them without keeping the accumulators in memory meanwhile.
+  // output's loops may index them without keeping the accumulators in memory meanwhile.
   // Counts fit in 32 bits.
   HWY_ALIGN int32_t counts[MR][kBinaryOcBlock];
 #if HWY_TARGET == HWY_SCALAR
   for (int m = 0; m < MR; ++m) {
     for (int j = 0; j < kVecs; ++j) counts[m][j] = static_cast<int32_t>(hn::GetLane(acc[m][j]));
   }
-  for (int m = 0; m < MR; ++m) TransformScalar<kPlanes>(counts[m], m, out);
 #else
   const hn::Repartition<int32_t, DU64> di;
-  const hn::Repartition<float, DU64> df;
   constexpr int kLanes32 = 2 * kLanes;
   for (int m = 0; m < MR; ++m) {
     for (int q = 0; q < kVecs / 2; ++q) {
@@ -266,31 +250,8 @@ HWY_INLINE void Tile(const Src& src_taps, int taps, int runtime_words, const uin
           di, counts[m] + q * kLanes32);
     }
   }
-  const auto k_total = hn::Set(di, out.k_total);
-  for (int m = 0; m < MR; ++m) {
-    HWY_ALIGN float partial[kBinaryOcBlock];
-    float* y = out.threshold == nullptr && out.oc_count < kBinaryOcBlock ? partial
-               : out.threshold == nullptr                                ? out.Y(m)
-                                                                         : nullptr;
-    uint64_t bits = 0;
-    for (int q = 0; q < kVecs / 2; ++q) {
-      const auto count = hn::Load(di, counts[m] + q * kLanes32);
-      auto dot = kPlanes == 1 ? hn::Sub(k_total, hn::Add(count, count)) : count;
-      if (out.zero != nullptr) dot = hn::Sub(dot, hn::LoadU(di, out.zero + q * kLanes32));
-      if (out.corr[m] != nullptr) dot = hn::Sub(dot, hn::LoadU(di, out.corr[m] + q * kLanes32));
-      if (out.threshold != nullptr) {
-        bits |= ThresholdBits(di, dot, out.threshold + q * kLanes32) << (q * kLanes32);
-      } else {
-        hn::StoreU(TransformVec(di, dot, out.transform, q * kLanes32), df, y + q * kLanes32);
-      }
-    }
-    if (out.threshold != nullptr) {
-      StoreBits16(bits, out.Bits(m));
-    } else if (y == partial) {
-      std::memcpy(out.Y(m), partial, sizeof(float) * out.oc_count);
-    }
-  }
 #endif
+  for (int m = 0; m < MR; ++m) StoreCounts<kPlanes>(counts[m], m, out);
 }
 
 // Pixels per tile: enough independent accumulators to hide the popcount-add latency, and few
@@ -329,14 +290,6 @@ HWY_INLINE void Dispatch(int mr, const Src& src, int taps, int words, const uint
   }
 }
 
-// Where a convolution's results go: floats through a transform, or bits for a binary layer.
-struct ConvOutput {
-  const OutputTransform* transform;  // with y
-  float* y;
-  const BitsOutput* bits;  // with packed
-  uint64_t* packed;
-};
-
 // Blocks of output channels planned at once: their weights stay hot while the pixels stream.
 constexpr int kMaxChunkBlocks = 64;
 
@@ -368,14 +321,9 @@ void BitConv2d(const Conv2dParams& params, const uint64_t* in, const uint64_t* p
   const int ox_hi = p.in_w - 1 + p.pad_left - span_w < 0
                         ? 0
                         : (p.in_w - 1 + p.pad_left - span_w) / p.stride_w + 1;
-  // Bits output: 64-bit words per output pixel in the consumer's layout.
-  const int bits_cg = o.bits != nullptr ? p.out_c / o.bits->groups : 1;
-  const int64_t bits_pixel_words =
-      o.bits != nullptr ? static_cast<int64_t>(o.bits->groups) * PackedWords(bits_cg) : 0;
-  const int64_t out_pixel_bytes =
-      o.bits != nullptr ? bits_pixel_words * 8 : static_cast<int64_t>(p.out_c) * sizeof(float);
-  unsigned char* const out_base = o.bits != nullptr ? reinterpret_cast<unsigned char*>(o.packed)
-                                                    : reinterpret_cast<unsigned char*>(o.y);
+  const int64_t out_pixel_bytes = OutputPixelBytes(o, p.out_c);
+  auto* const out_base = static_cast<unsigned char*>(o.data);
+  const bool bits_out = o.kind == OutputKind::kBits;
 
   const uint64_t* src_taps[kTilePixels * kMaxBinaryTaps];
   const uint64_t* tap_base[kMaxBinaryTaps];
@@ -400,20 +348,15 @@ void BitConv2d(const Conv2dParams& params, const uint64_t* in, const uint64_t* p
         const int c0 = g * out_cg + oc0;              // within the layer
         const int count = std::min(kBinaryOcBlock, out_cg - oc0);
         TileOutput& to = plan[i].to;
-        to = TileOutput{taps * cg, {}, nullptr, nullptr, count, nullptr, nullptr, nullptr, 0};
-        if (o.bits != nullptr) {
-          to.threshold = BlockOf(o.bits->threshold, c0, count, INT32_MIN, tail.threshold);
-          // dot < t, with dot = k_total - 2 * count, is count > floor((k_total - t) / 2).
+        to = TileOutput{taps * cg, BlockOf(o, p.out_c, c0, count, &tail),
+                        nullptr,   BlockOf(zero, c0, count, 0, tail.zero),
+                        nullptr,   nullptr};
+        if (bits_out) {
+          // d < t, with d = k_total - 2 * count, is count > floor((k_total - t) / 2).
           for (int j = 0; j < kBinaryOcBlock; ++j) {
-            plan[i].count_threshold[j] = (int64_t{to.k_total} - to.threshold[j]) >> 1;
+            plan[i].count_threshold[j] = (int64_t{to.k_total} - to.block.threshold[j]) >> 1;
           }
-          to.offset = ((c0 / bits_cg) * PackedWords(bits_cg) + c0 % bits_cg / 64) * 8 +
-                      c0 % bits_cg % 64 / 8;
-        } else {
-          to.transform = BlockOf(*o.transform, c0, count, &tail);
-          to.offset = static_cast<int64_t>(c0) * sizeof(float);
         }
-        to.zero = BlockOf(zero, c0, count, 0, tail.zero);
         plan[i].weights = packed + (static_cast<int64_t>(g) * blocks + blk0 + i) * block_words;
       }
       // The output pixel px as image b, row oy, column ox, advanced tile by tile.
@@ -474,7 +417,7 @@ void BitConv2d(const Conv2dParams& params, const uint64_t* in, const uint64_t* p
               if (!padded[m]) continue;
               for (int j = 0; j < kBinaryOcBlock; ++j) {
                 int32_t sum = 0;
-                if (j < to.oc_count) {
+                if (j < to.block.count) {
                   const int32_t* sums = tap_sums + static_cast<int64_t>(c0 + j) * taps;
                   for (int t = 0; t < taps; ++t) sum += offs[m][t] < 0 ? sums[t] : 0;
                 }
@@ -486,7 +429,7 @@ void BitConv2d(const Conv2dParams& params, const uint64_t* in, const uint64_t* p
           to.corr = corr_ptr;
           to.px = px_out;
           to.count_threshold =
-              kPlanes == 1 && o.bits != nullptr && !correct ? plan[i].count_threshold : nullptr;
+              kPlanes == 1 && bits_out && !correct ? plan[i].count_threshold : nullptr;
           if (interior) {
             Dispatch<kPlanes>(mr, strided, taps, words, plan[i].weights, to);
           } else {
@@ -500,24 +443,15 @@ void BitConv2d(const Conv2dParams& params, const uint64_t* in, const uint64_t* p
 }
 
 void BinaryConv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
-                      const int32_t* tap_sums, const int64_t* offsets, const OutputTransform& o,
-                      float* out, int row_begin, int row_end) {
-  BitConv2d<1>(p, in, nullptr, packed, tap_sums, nullptr, offsets, {&o, out, nullptr, nullptr},
-               row_begin, row_end);
-}
-
-void BinaryConv2dToBitsImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
-                            const int32_t* tap_sums, const int64_t* offsets, const BitsOutput& o,
-                            uint64_t* out, int row_begin, int row_end) {
-  BitConv2d<1>(p, in, nullptr, packed, tap_sums, nullptr, offsets, {nullptr, nullptr, &o, out},
-               row_begin, row_end);
+                      const int32_t* tap_sums, const int64_t* offsets, const ConvOutput& o,
+                      int row_begin, int row_end) {
+  BitConv2d<1>(p, in, nullptr, packed, tap_sums, nullptr, offsets, o, row_begin, row_end);
 }
 
 void Bit2Conv2dImpl(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
                     const uint64_t* packed, const int32_t* zero, const int64_t* offsets,
-                    const OutputTransform& o, float* out, int row_begin, int row_end) {
-  BitConv2d<2>(p, in, pad_pixel, packed, nullptr, zero, offsets, {&o, out, nullptr, nullptr},
-               row_begin, row_end);
+                    const ConvOutput& o, int row_begin, int row_end) {
+  BitConv2d<2>(p, in, pad_pixel, packed, nullptr, zero, offsets, o, row_begin, row_end);
 }
 
 // Stored 2-bit values u = clamp(round(x / scale) + zero_point, qmin, qmax) - qmin in [0, 3], as
@@ -579,15 +513,14 @@ namespace hybrid::kernels {
 
 HWY_EXPORT(BitpackF32Impl);
 HWY_EXPORT(BinaryConv2dImpl);
-HWY_EXPORT(BinaryConv2dToBitsImpl);
 HWY_EXPORT(Bit2Conv2dImpl);
 HWY_EXPORT(QuantizeBitplanes2Impl);
 
 void Bit2Conv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
                 const uint64_t* packed, const int32_t* zero, const int64_t* offsets,
-                const OutputTransform& o, float* out, int row_begin, int row_end) {
+                const ConvOutput& o, int row_begin, int row_end) {
   HWY_DYNAMIC_DISPATCH(Bit2Conv2dImpl)
-  (p, in, pad_pixel, packed, zero, offsets, o, out, row_begin, row_end);
+  (p, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end);
 }
 
 void QuantizeBitplanes2(int64_t pixels, int channels, int groups, const ActivationQuant& q,
@@ -601,17 +534,10 @@ void BitpackF32(int64_t pixels, int channels, int groups, const float* below, co
 }
 
 void BinaryConv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
-                  const int32_t* tap_sums, const int64_t* offsets, const OutputTransform& o,
-                  float* out, int row_begin, int row_end) {
+                  const int32_t* tap_sums, const int64_t* offsets, const ConvOutput& o,
+                  int row_begin, int row_end) {
   HWY_DYNAMIC_DISPATCH(BinaryConv2dImpl)
-  (p, in, packed, tap_sums, offsets, o, out, row_begin, row_end);
-}
-
-void BinaryConv2dToBits(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
-                        const int32_t* tap_sums, const int64_t* offsets, const BitsOutput& o,
-                        uint64_t* out, int row_begin, int row_end) {
-  HWY_DYNAMIC_DISPATCH(BinaryConv2dToBitsImpl)
-  (p, in, packed, tap_sums, offsets, o, out, row_begin, row_end);
+  (p, in, packed, tap_sums, offsets, o, row_begin, row_end);
 }
 
 }  // namespace hybrid::kernels

@@ -55,25 +55,15 @@ void BinaryConvIndirection(const Conv2dParams& p, int64_t* offsets);
 // Binary convolution of output rows [row_begin, row_end) of batch * out_h. `in` is the packed
 // input (BitpackF32 of the NHWC input), `packed` from PackBinaryConvWeights, `tap_sums` from
 // BinaryConvTapSums (read only when p.pad_value == 0: one-padding, pad_value +1, needs no
-// correction), `offsets` from BinaryConvIndirection. Writes float NHWC output through `o`.
+// correction), `offsets` from BinaryConvIndirection. Writes through `o` (kernels/output.h):
+// floats, or the input of a following binary, integer or 2-bit layer; expects
+// OutputLayoutSupported(o, p.out_c, p.groups).
 void BinaryConv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
-                  const int32_t* tap_sums, const int64_t* offsets, const OutputTransform& o,
-                  float* out, int row_begin, int row_end);
+                  const int32_t* tap_sums, const int64_t* offsets, const ConvOutput& o,
+                  int row_begin, int row_end);
 // The reference twin: the same contract, straight from the definition, on unpacked signs.
 void BinaryConv2dRef(const Conv2dParams& p, const uint64_t* in, const float* weights,
-                     const OutputTransform& o, float* out, int row_begin, int row_end);
-
-// True when BinaryConv2dToBits can write `p`'s output in the packed layout of `groups` groups:
-// each block of 16 output channels must land in one 16-bit quarter of an output word.
-bool BinaryBitsLayoutSupported(const Conv2dParams& p, int groups);
-// The same convolution writing bitpacked output for a following binary layer (BitsOutput): out
-// holds, per output pixel, o.groups * PackedWords(out_c / o.groups) words. Bits of channels that
-// do not exist are never written: zero the buffer once.
-void BinaryConv2dToBits(const Conv2dParams& p, const uint64_t* in, const uint64_t* packed,
-                        const int32_t* tap_sums, const int64_t* offsets, const BitsOutput& o,
-                        uint64_t* out, int row_begin, int row_end);
-void BinaryConv2dToBitsRef(const Conv2dParams& p, const uint64_t* in, const float* weights,
-                           const BitsOutput& o, uint64_t* out, int row_begin, int row_end);
+                     const ConvOutput& o, int row_begin, int row_end);
 
 // 2-bit layers, bit-serial: weights in {-1, 0, +1} (int2), activations of 4 levels (int2).
 // Activations are stored as u = clamp(round(x / scale) + zero_point, qmin, qmax) - qmin in
@@ -95,13 +85,13 @@ void PackBit2ConvWeights(const Conv2dParams& p, const int8_t* weights, uint64_t*
 
 // 2-bit convolution of output rows [row_begin, row_end). `offsets` from BinaryConvIndirection,
 // `zero[c]` = u_zero * (sum of channel c's weights) (Int8ConvWeightSums), `pad_pixel` from
-// Bit2PadPixel. The output transform applies to the integer sum.
+// Bit2PadPixel. Writes through `o` as BinaryConv2d does.
 void Bit2Conv2d(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
                 const uint64_t* packed, const int32_t* zero, const int64_t* offsets,
-                const OutputTransform& o, float* out, int row_begin, int row_end);
+                const ConvOutput& o, int row_begin, int row_end);
 // The reference twin, on unpacked weights and the zero value u_zero.
 void Bit2Conv2dRef(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
-                   const int8_t* weights, int u_zero, const OutputTransform& o, float* out,
-                   int row_begin, int row_end);
+                   const int8_t* weights, int u_zero, const ConvOutput& o, int row_begin,
+                   int row_end);
 
 }  // namespace hybrid::kernels

@@ -112,48 +112,15 @@ int32_t BinaryDotRef(const Conv2dParams& p, const uint64_t* in, const float* wei
 }  // namespace
 
 void BinaryConv2dRef(const Conv2dParams& p, const uint64_t* in, const float* weights,
-                     const OutputTransform& o, float* out, int row_begin, int row_end) {
+                     const ConvOutput& o, int row_begin, int row_end) {
+  const int64_t pixel_bytes = OutputPixelBytes(o, p.out_c);
   for (int row = row_begin; row < row_end; ++row) {
     const int b = row / p.out_h, oy = row % p.out_h;
     for (int ox = 0; ox < p.out_w; ++ox) {
+      unsigned char* pixel = static_cast<unsigned char*>(o.data) +
+                             (static_cast<int64_t>(row) * p.out_w + ox) * pixel_bytes;
       for (int oc = 0; oc < p.out_c; ++oc) {
-        out[((static_cast<int64_t>(row) * p.out_w + ox) * p.out_c) + oc] =
-            TransformOne(o, oc, BinaryDotRef(p, in, weights, b, oy, ox, oc));
-      }
-    }
-  }
-}
-
-bool BinaryBitsLayoutSupported(const Conv2dParams& p, int groups) {
-  if (groups <= 0 || p.out_c % groups != 0 || p.groups <= 0 || p.out_c % p.groups != 0) {
-    return false;
-  }
-  const int out_cg = p.out_c / p.groups, bits_cg = p.out_c / groups;
-  for (int g = 0; g < p.groups; ++g) {
-    for (int oc0 = 0; oc0 < out_cg; oc0 += kBinaryOcBlock) {
-      const int c0 = g * out_cg + oc0;
-      const int count = std::min(kBinaryOcBlock, out_cg - oc0);
-      const int local = c0 % bits_cg;
-      if (local % kBinaryOcBlock != 0 || local + count > bits_cg) return false;
-    }
-  }
-  return std::endian::native == std::endian::little;
-}
-
-void BinaryConv2dToBitsRef(const Conv2dParams& p, const uint64_t* in, const float* weights,
-                           const BitsOutput& o, uint64_t* out, int row_begin, int row_end) {
-  const int bits_cg = p.out_c / o.groups;
-  const int words = PackedWords(bits_cg);
-  for (int row = row_begin; row < row_end; ++row) {
-    const int b = row / p.out_h, oy = row % p.out_h;
-    for (int ox = 0; ox < p.out_w; ++ox) {
-      uint64_t* dst = out + (static_cast<int64_t>(row) * p.out_w + ox) * o.groups * words;
-      std::memset(dst, 0, sizeof(uint64_t) * o.groups * words);
-      for (int oc = 0; oc < p.out_c; ++oc) {
-        if (BinaryDotRef(p, in, weights, b, oy, ox, oc) < o.threshold[oc]) {
-          const int local = oc % bits_cg;
-          dst[(oc / bits_cg) * words + local / 64] |= uint64_t{1} << (local % 64);
-        }
+        StoreOutputRef(o, p.out_c, oc, BinaryDotRef(p, in, weights, b, oy, ox, oc), pixel);
       }
     }
   }
@@ -210,8 +177,9 @@ void PackBit2ConvWeights(const Conv2dParams& p, const int8_t* weights, uint64_t*
 }
 
 void Bit2Conv2dRef(const Conv2dParams& p, const uint64_t* in, const uint64_t* pad_pixel,
-                   const int8_t* weights, int u_zero, const OutputTransform& o, float* out,
-                   int row_begin, int row_end) {
+                   const int8_t* weights, int u_zero, const ConvOutput& o, int row_begin,
+                   int row_end) {
+  const int64_t pixel_bytes = OutputPixelBytes(o, p.out_c);
   const int cg = p.in_c / p.groups;
   const int out_cg = p.out_c / p.groups;
   const int words = PackedWords(cg);
@@ -239,7 +207,9 @@ void Bit2Conv2dRef(const Conv2dParams& p, const uint64_t* in, const uint64_t* pa
             for (int c = 0; c < cg; ++c) dot += (value(px, g, c) - u_zero) * w[c];
           }
         }
-        out[(static_cast<int64_t>(row) * p.out_w + ox) * p.out_c + oc] = TransformOne(o, oc, dot);
+        StoreOutputRef(o, p.out_c, oc, dot,
+                       static_cast<unsigned char*>(o.data) +
+                           (static_cast<int64_t>(row) * p.out_w + ox) * pixel_bytes);
       }
     }
   }

@@ -121,13 +121,11 @@ struct Strided {
 // Where one block's results go: its transform's arrays and `zero` hold 16 values (padded in the
 // last block), y one pointer per pixel of the tile.
 struct TileOutput {
-  OutputTransform transform;
-  const int32_t* zero;  // input_zero * the channel's weight sum
-  int oc_count;
-  float* const* px;  // per pixel: its first output channel
-  int c0;            // the block's first channel
+  BlockOutput block;
+  const int32_t* zero;       // input_zero * the channel's weight sum
+  unsigned char* const* px;  // per pixel: the first byte of its output
 
-  HWY_INLINE float* Y(int m) const { return px[m] + c0; }
+  HWY_INLINE unsigned char* Dst(int m) const { return px[m] + block.offset; }
 };
 
 constexpr int kLanes32 = static_cast<int>(HWY_LANES(int32_t)) < kInt8OcBlock
@@ -219,18 +217,16 @@ HWY_INLINE void Tile(const Src& src, int taps, int quads, const int8_t* block, i
   for (int m = 0; m < MR; ++m) {
     for (int j = 0; j < kAcc; ++j) hn::Store(acc[m][j], d, sums[m] + j * kLanes32);
   }
-  const hn::Rebind<float, DI32> df;
   for (int nb = 0; nb < NB; ++nb) {
     const TileOutput& out = outs[nb];
     for (int m = 0; m < MR; ++m) {
-      HWY_ALIGN float partial[kInt8OcBlock];
-      float* y = out.oc_count == kInt8OcBlock ? out.Y(m) : partial;
+      HWY_ALIGN int32_t dot[kInt8OcBlock];
       for (int j = 0; j < kVecs; ++j) {
-        const VI32 dot = hn::Sub(hn::Load(d, sums[m] + (nb * kVecs + j) * kLanes32),
-                                 hn::LoadU(d, out.zero + j * kLanes32));
-        hn::StoreU(TransformVec(d, dot, out.transform, j * kLanes32), df, y + j * kLanes32);
+        hn::Store(hn::Sub(hn::Load(d, sums[m] + (nb * kVecs + j) * kLanes32),
+                          hn::LoadU(d, out.zero + j * kLanes32)),
+                  d, dot + j * kLanes32);
       }
-      if (y == partial) std::memcpy(out.Y(m), partial, sizeof(float) * out.oc_count);
+      StoreBlock(d, dot, out.block, out.Dst(m));
     }
   }
 }
@@ -258,7 +254,7 @@ constexpr int kMaxChunkBlocks = 64;
 template <bool kNibbles>
 void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad_pixel,
                const int8_t* packed, const int32_t* zero, const int64_t* offsets,
-               const OutputTransform& o, float* out, int row_begin, int row_end) {
+               const ConvOutput& o, int row_begin, int row_end) {
   // A copy: the outputs are written through pointers the compiler cannot tell from `params`.
   const Conv2dParams p = params;
   const int cg = p.in_c / p.groups;
@@ -281,6 +277,8 @@ void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad
   const int ox_hi = p.in_w - 1 + p.pad_left - span_w < 0
                         ? 0
                         : (p.in_w - 1 + p.pad_left - span_w) / p.stride_w + 1;
+  const int64_t out_pixel_bytes = OutputPixelBytes(o, p.out_c);
+  auto* const out_base = static_cast<unsigned char*>(o.data);
   const uint8_t* src_taps[kTilePixels * kMaxInt8Taps];
   const uint8_t* tap_base[kMaxInt8Taps];
   TileOutput plan[kMaxChunkBlocks];
@@ -294,8 +292,8 @@ void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad
       for (int i = 0; i < nblk; ++i) {
         const int c0 = g * out_cg + (blk0 + i) * kInt8OcBlock;
         const int count = std::min(kInt8OcBlock, out_cg - (blk0 + i) * kInt8OcBlock);
-        plan[i] = TileOutput{BlockOf(o, c0, count, &tail), BlockOf(zero, c0, count, 0, tail.zero),
-                             count, nullptr, c0};
+        plan[i] = TileOutput{BlockOf(o, p.out_c, c0, count, &tail),
+                             BlockOf(zero, c0, count, 0, tail.zero), nullptr};
       }
       // The output pixel px as image b, row oy, column ox, advanced tile by tile.
       int64_t b = px_begin / plane;
@@ -309,14 +307,14 @@ void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad
         const int iy0 = oy * p.stride_h - p.pad_top;
         const bool interior = ox + mr <= p.out_w && iy0 >= 0 && iy0 + span_h < p.in_h &&
                               ox >= ox_lo && ox + mr <= ox_hi;
-        float* px_out[kTilePixels];
+        unsigned char* px_out[kTilePixels];
         {
           int64_t mb = b;
           int my = oy, mx = ox;
           for (int m = 0; m < mr; ++m) {
             const int64_t* offs = offsets + (static_cast<int64_t>(my) * p.out_w + mx) * taps;
             const uint8_t* image = in + mb * image_bytes + g * stored;
-            px_out[m] = out + (px + m) * p.out_c;
+            px_out[m] = out_base + (px + m) * out_pixel_bytes;
             if (interior) {
               if (m == 0) {
                 for (int t = 0; t < taps; ++t) tap_base[t] = image + offs[t];
@@ -366,14 +364,14 @@ void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad
 
 void Int8Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                     const int8_t* packed, const int32_t* zero, const int64_t* offsets,
-                    const OutputTransform& o, float* out, int row_begin, int row_end) {
-  IntConv2d<false>(p, in, pad_pixel, packed, zero, offsets, o, out, row_begin, row_end);
+                    const ConvOutput& o, int row_begin, int row_end) {
+  IntConv2d<false>(p, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end);
 }
 
 void Int4Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                     const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
-                    const OutputTransform& o, float* out, int row_begin, int row_end) {
-  IntConv2d<true>(p, in, pad_pixel, reinterpret_cast<const int8_t*>(packed), zero, offsets, o, out,
+                    const ConvOutput& o, int row_begin, int row_end) {
+  IntConv2d<true>(p, in, pad_pixel, reinterpret_cast<const int8_t*>(packed), zero, offsets, o,
                   row_begin, row_end);
 }
 
@@ -390,9 +388,9 @@ HWY_EXPORT(Int4Conv2dImpl);
 
 void Int4Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                 const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
-                const OutputTransform& o, float* out, int row_begin, int row_end) {
+                const ConvOutput& o, int row_begin, int row_end) {
   HWY_DYNAMIC_DISPATCH(Int4Conv2dImpl)
-  (p, in, pad_pixel, packed, zero, offsets, o, out, row_begin, row_end);
+  (p, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end);
 }
 
 void QuantizeU8(int64_t pixels, int channels, int groups, const ActivationQuant& q, const float* in,
@@ -402,9 +400,9 @@ void QuantizeU8(int64_t pixels, int channels, int groups, const ActivationQuant&
 
 void Int8Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                 const int8_t* packed, const int32_t* zero, const int64_t* offsets,
-                const OutputTransform& o, float* out, int row_begin, int row_end) {
+                const ConvOutput& o, int row_begin, int row_end) {
   HWY_DYNAMIC_DISPATCH(Int8Conv2dImpl)
-  (p, in, pad_pixel, packed, zero, offsets, o, out, row_begin, row_end);
+  (p, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end);
 }
 
 }  // namespace hybrid::kernels

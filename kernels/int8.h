@@ -28,15 +28,6 @@ inline constexpr int kInt8OcBlock = 16;
 // True when Int8Conv2d can run `p`.
 bool Int8ConvSupported(const Conv2dParams& p);
 
-struct ActivationQuant {
-  float scale = 1.f;
-  int zero_point = 0;
-  int qmin = 0, qmax = 255;
-  int offset = 0;  // 128 for signed activations, else 0
-  // The stored value of 0.
-  int input_zero() const { return zero_point + offset; }
-};
-
 // Quantizes `pixels` NHWC pixels of `channels` floats into stored u8 values, each group's
 // channels padded to Int8Channels with input_zero. out holds pixels * groups * Int8Channels(cg).
 void QuantizeU8(int64_t pixels, int channels, int groups, const ActivationQuant& q, const float* in,
@@ -61,14 +52,15 @@ void Int8ConvIndirection(const Conv2dParams& p, int64_t* offsets);
 // Convolution of output rows [row_begin, row_end) of batch * out_h. `in` from QuantizeU8,
 // `pad_pixel` one pixel (groups * Int8Channels(cg) bytes) of the quantized pad value, `packed`
 // from PackInt8ConvWeights, `zero[c]` = input_zero * (channel c's sum from Int8ConvWeightSums),
-// `offsets` from Int8ConvIndirection. The transform `o` applies to the sum minus zero[c].
+// `offsets` from Int8ConvIndirection. Writes the sum minus zero[c] through `o`
+// (kernels/output.h); expects OutputLayoutSupported(o, p.out_c, p.groups).
 void Int8Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                 const int8_t* packed, const int32_t* zero, const int64_t* offsets,
-                const OutputTransform& o, float* out, int row_begin, int row_end);
+                const ConvOutput& o, int row_begin, int row_end);
 // The reference twin, on unpacked weights [out_c][kh][kw][in_c/groups] and the stored value of 0.
 void Int8Conv2dRef(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
-                   const int8_t* weights, int32_t input_zero, const OutputTransform& o, float* out,
-                   int row_begin, int row_end);
+                   const int8_t* weights, int32_t input_zero, const ConvOutput& o, int row_begin,
+                   int row_end);
 
 // 4-bit weights (int4, in [-7, 7]) stored two per byte: half the bytes of
 // PackInt8ConvWeights' layout, each quad's 64 weight bytes as 32 bytes whose low nibbles hold
@@ -77,6 +69,6 @@ size_t Int4ConvPackedWeightsBytes(const Conv2dParams& p);
 void PackInt4ConvWeights(const Conv2dParams& p, const int8_t* weights, uint8_t* packed);
 void Int4Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                 const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
-                const OutputTransform& o, float* out, int row_begin, int row_end);
+                const ConvOutput& o, int row_begin, int row_end);
 
 }  // namespace hybrid::kernels

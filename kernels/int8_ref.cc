@@ -93,8 +93,9 @@ void Int8ConvIndirection(const Conv2dParams& p, int64_t* offsets) {
 }
 
 void Int8Conv2dRef(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
-                   const int8_t* weights, int32_t input_zero, const OutputTransform& o, float* out,
-                   int row_begin, int row_end) {
+                   const int8_t* weights, int32_t input_zero, const ConvOutput& o, int row_begin,
+                   int row_end) {
+  const int64_t out_pixel_bytes = OutputPixelBytes(o, p.out_c);
   const int cg = p.in_c / p.groups;
   const int stored = Int8Channels(cg);
   const int out_cg = p.out_c / p.groups;
@@ -119,7 +120,9 @@ void Int8Conv2dRef(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_
             for (int c = 0; c < cg; ++c) acc += (static_cast<int32_t>(x[c]) - input_zero) * w[c];
           }
         }
-        out[(static_cast<int64_t>(row) * p.out_w + ox) * p.out_c + oc] = TransformOne(o, oc, acc);
+        StoreOutputRef(o, p.out_c, oc, acc,
+                       static_cast<unsigned char*>(o.data) +
+                           (static_cast<int64_t>(row) * p.out_w + ox) * out_pixel_bytes);
       }
     }
   }

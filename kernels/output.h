@@ -1,20 +1,23 @@
-// The output transforms of the quantized kernels: what becomes of an output channel's exact
-// integer sum. Shared by the SIMD kernels (kernels/output-inl.h vectorizes the same steps), their
-// reference twins and the engine, which derives bit thresholds from it.
+// What the quantized convolutions write for each output channel's exact integer sum: floats
+// through a transform, or the input of a following quantized layer in the form it reads (bits,
+// bytes, 2-bit planes). Shared by the SIMD kernels (kernels/output-inl.h vectorizes the same
+// steps), their reference twins and the engine, which derives bit thresholds from the transform.
 #pragma once
 
 #include <cstdint>
+
+#include "kernels/params.h"
 
 namespace hybrid::kernels {
 
 enum class Activation : uint8_t { kNone, kRelu, kHardtanh, kPrelu };
 
-// Float output of channel c's integer sum d. Each step is one float rounding, in the order the
+// Float value of channel c's integer sum d. Each step is one float rounding, in the order the
 // ref backend's separate nodes compute them, so that a fused layer equals the unfused graph:
-//   y = float(d) * mul[c];  y = y + bias[c]            the layer's scale and bias (bias optional)
-//   y = y * bn_mul[c];  y = y + bn_add[c]              a following batchnorm (optional)
-//   relu: y > 0 ? y : 0;  hardtanh: min(max(y, act_min), act_max);  prelu: y >= 0 ? y : y *
-//   slope[c]
+//   y = float(d) * mul[c];  y = y + bias[c]    the layer's scale and bias (bias optional)
+//   y = y * bn_mul[c];  y = y + bn_add[c]      a following batchnorm (optional)
+//   then relu: y > 0 ? y : 0;  hardtanh: min(max(y, act_min), act_max);
+//   or prelu: y >= 0 ? y : y * slope[c]
 struct OutputTransform {
   const float* mul = nullptr;
   const float* bias = nullptr;
@@ -50,14 +53,37 @@ inline float TransformOne(const OutputTransform& o, int c, int32_t d) {
   return y;
 }
 
-// Bitpacked output for a following binary layer: channel c's bit is 1 (sign -1) when its sum
-// d < threshold[c], written in the packed layout of a tensor of out_c channels in `groups` groups
-// (kernels/binary.h: per pixel and group, PackedWords(out_c / groups) words). The engine derives
-// the thresholds from the float transform and the nodes between the two layers.
-struct BitsOutput {
-  const int32_t* threshold = nullptr;
-  int groups = 1;
+enum class OutputKind : uint8_t {
+  kFloat,    // TransformOne(transform, c, d) as NHWC floats
+  kBits,     // d < threshold[c] as bit 1 (sign -1): the input of a binary layer (binary.h)
+  kU8,       // the float value as an integer layer stores its input (QuantizeU8, int8.h)
+  kPlanes2,  // the float value as a 2-bit layer stores its input (QuantizeBitplanes2, binary.h)
 };
+
+// Where a quantized convolution's results go. The layouts of kBits, kU8 and kPlanes2 are those
+// of the consuming layer's input: a tensor of out_c channels in `groups` groups. Parts of that
+// layout no channel owns (unused bits, padding channels) are never written: fill the buffer once
+// (zero bits; any bytes, which meet zero weights).
+struct ConvOutput {
+  OutputKind kind = OutputKind::kFloat;
+  void* data = nullptr;
+  OutputTransform transform;           // kFloat, kU8, kPlanes2
+  const int32_t* threshold = nullptr;  // kBits
+  ActivationQuant quant;               // kU8, kPlanes2: the consuming layer's quantization
+  int groups = 1;                      // kBits, kU8, kPlanes2: the consuming layer's groups
+};
+
+// Bytes of one output pixel of a layer with out_c channels.
+int64_t OutputPixelBytes(const ConvOutput& o, int out_c);
+// Byte offset, within an output pixel, of output channel c.
+int64_t OutputChannelOffset(const ConvOutput& o, int out_c, int c);
+// True when the kernels can write a layer of out_c channels in `groups` groups (its blocks of
+// kOutputBlock channels) through `o`: every block must land in one consuming group, at a multiple
+// of 16 channels for the bit layouts.
+bool OutputLayoutSupported(const ConvOutput& o, int out_c, int groups);
+// Writes channel c's result for sum d into `pixel` (the output pixel's first byte): the
+// definition the kernels' vector code follows.
+void StoreOutputRef(const ConvOutput& o, int out_c, int c, int32_t d, unsigned char* pixel);
 
 // Output channels per block of the SIMD kernels: their vector code reads a block's parameters
 // whole.
@@ -96,6 +122,28 @@ inline const int32_t* BlockOf(const int32_t* values, int c0, int count, int32_t 
   if (count == kOutputBlock) return values + c0;
   for (int j = 0; j < kOutputBlock; ++j) room[j] = j < count ? values[c0 + j] : fill;
   return room;
+}
+
+// One block of a ConvOutput, as the vector code writes it: its channels' parameters (16 each)
+// and where in an output pixel it goes.
+struct BlockOutput {
+  OutputKind kind;
+  OutputTransform transform;
+  const int32_t* threshold;
+  ActivationQuant quant;
+  int count;       // channels of the block that exist
+  int64_t offset;  // bytes from an output pixel's start to the block's first channel
+};
+
+// The block of channels [c0, c0 + count) of `o` for a layer of out_c channels.
+inline BlockOutput BlockOf(const ConvOutput& o, int out_c, int c0, int count, BlockTail* tail) {
+  BlockOutput b{o.kind, {}, nullptr, o.quant, count, OutputChannelOffset(o, out_c, c0)};
+  if (o.kind == OutputKind::kBits) {
+    b.threshold = BlockOf(o.threshold, c0, count, INT32_MIN, tail->threshold);
+  } else {
+    b.transform = BlockOf(o.transform, c0, count, tail);
+  }
+  return b;
 }
 
 }  // namespace hybrid::kernels

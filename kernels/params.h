@@ -20,6 +20,17 @@ struct Conv2dParams {
   float pad_value = 0.f;
 };
 
+// Uniform quantization of a layer's input activations, as its integer kernels store them:
+// stored = clamp(round_half_even(x / scale) + zero_point, qmin, qmax) + offset, a u8.
+struct ActivationQuant {
+  float scale = 1.f;
+  int zero_point = 0;
+  int qmin = 0, qmax = 255;
+  int offset = 0;  // 128 for signed activations, else 0
+  // The stored value of 0.
+  int input_zero() const { return zero_point + offset; }
+};
+
 struct Pool2dParams {
   int batch = 1;
   int in_h = 1, in_w = 1, channels = 1;

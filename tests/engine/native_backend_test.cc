@@ -215,8 +215,9 @@ std::shared_ptr<const graph::Graph> FusableNet(uint32_t seed, int width) {
   TensorId c7 = conv(prelu(c6, 64, -0.3f), 64, 40, 3, 1, 1, 1.f, P::kBinary);
   // Integer and 2-bit layers with batchnorm and relu or hardtanh in their transform.
   TensorId i8 = b.Op(name("relu"), OpType::kRelu, {bn(conv(c7, 40, 32, 3, 1, 1, 0, P::kInt8), 32)});
-  TensorId i2 = b.Hardtanh(name("ht"), conv(i8, 32, 24, 3, 1, 1, 0, P::kInt2), -1, 1);
-  TensorId gap = b.Op(name("gap"), OpType::kGlobalAvgPool, {i2});
+  TensorId i2 = b.Hardtanh(name("ht"), conv(i8, 32, 32, 3, 1, 1, 0, P::kInt2), -1, 1);
+  TensorId i8b = conv(i2, 32, 24, 1, 1, w % 2 == 0 ? 2 : 1, 0, P::kInt8);
+  TensorId gap = b.Op(name("gap"), OpType::kGlobalAvgPool, {i8b});
   // Binary dense layers through batchnorm and sign.
   graph::DenseAttrs bd;
   bd.quant = quant(P::kBinary);
@@ -347,12 +348,15 @@ TEST_P(NativeOnTarget, FusedNetworkEqualsRef) {
     // A prelu with negative slopes is no threshold: the float transform takes it, and conv19
     // bitpacks its input itself.
     EXPECT_EQ(fused["conv17"], V{"prelu18"});
-    // Integer layer with batchnorm and relu, 2-bit layer with hardtanh, binary dense to bits.
+    // Binary conv19 writes bytes for the integer conv20, which with batchnorm and relu writes bit
+    // planes for the 2-bit conv23, which with hardtanh writes bytes for the integer conv25.
     EXPECT_EQ(fused["conv20"], (V{"bn21", "relu22"}));
     EXPECT_EQ(fused["conv23"], V{"ht24"});
-    EXPECT_EQ(fused["bdense26"], (V{"bn27", "sign28"}));
-    // Tensors passed bitpacked or fused away cannot be read.
-    for (const char* t : {"sign4", "ht7", "bn12", "conv16", "bn6", "sign28"}) {
+    // Binary dense to bits for a binary dense.
+    EXPECT_EQ(fused["bdense27"], (V{"bn28", "sign29"}));
+    // Tensors passed in a kernel's own form or fused away cannot be read.
+    for (const char* t :
+         {"sign4", "ht7", "bn12", "conv16", "bn6", "sign29", "conv19", "relu22", "ht24"}) {
       auto view = native->Tensor(t);
       ASSERT_FALSE(view.ok()) << t;
       EXPECT_NE(view.message().find("fused it away"), std::string::npos) << view.message();

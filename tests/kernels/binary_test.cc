@@ -121,8 +121,6 @@ TEST_P(PerTarget, BinaryConvMatchesRefBitForBit) {
       const int taps = p.kernel_h * p.kernel_w;
       auto x = Random(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c, rng);
       auto w = Random(static_cast<size_t>(p.out_c) * taps * (p.in_c / p.groups), rng);
-      const RandomTransform t(p.out_c, rng);
-      const OutputTransform& o = t.o;
       std::vector<uint64_t> packed_x(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
                                      PackedWords(p.in_c / p.groups));
       BitpackF32Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, p.in_c, p.groups, nullptr,
@@ -133,38 +131,26 @@ TEST_P(PerTarget, BinaryConvMatchesRefBitForBit) {
       BinaryConvTapSums(p, w.data(), sums.data());
       std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
       BinaryConvIndirection(p, offsets.data());
-      const size_t n = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
-      std::vector<float> got(n, -99.f), want(n, 99.f);
       const int rows = p.batch * p.out_h;
-      BinaryConv2d(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), o, got.data(),
-                   0, rows / 2);
-      BinaryConv2d(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), o, got.data(),
-                   rows / 2, rows);
-      BinaryConv2dRef(p, packed_x.data(), w.data(), o, want.data(), 0, rows);
-      ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial;
-
-      // Bits for a following binary layer: thresholds around the sums that occur, in the
-      // layout of a consumer with 1 or more groups.
-      std::vector<int> layouts;
-      for (int groups = 1; groups <= 4; ++groups) {
-        if (BinaryBitsLayoutSupported(p, groups)) layouts.push_back(groups);
+      // Every kind of output: floats, and the input of a following binary, integer or 2-bit
+      // layer in the layout of a consumer with its own groups.
+      for (OutputKind kind :
+           {OutputKind::kFloat, OutputKind::kBits, OutputKind::kU8, OutputKind::kPlanes2}) {
+        RandomOutput out(kind, p.out_c, p.groups, taps * (p.in_c / p.groups), rng);
+        ASSERT_TRUE(out.ok());
+        const size_t bytes = static_cast<size_t>(rows) * p.out_w * OutputPixelBytes(out.o, p.out_c);
+        std::vector<unsigned char> got(bytes, 0), want(bytes, 0);
+        ConvOutput o = out.o;
+        o.data = got.data();
+        BinaryConv2d(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), o, 0,
+                     rows / 2);
+        BinaryConv2d(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), o, rows / 2,
+                     rows);
+        o.data = want.data();
+        BinaryConv2dRef(p, packed_x.data(), w.data(), o, 0, rows);
+        ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial
+                             << " kind " << static_cast<int>(kind) << " groups " << o.groups;
       }
-      ASSERT_FALSE(layouts.empty());
-      BitsOutput bits{nullptr, layouts[rng() % layouts.size()]};
-      const int k = taps * (p.in_c / p.groups);
-      std::vector<int32_t> threshold(p.out_c);
-      for (int32_t& v : threshold) v = std::uniform_int_distribution<int>(-k - 1, k + 1)(rng);
-      bits.threshold = threshold.data();
-      const size_t bit_words =
-          static_cast<size_t>(rows) * p.out_w * bits.groups * PackedWords(p.out_c / bits.groups);
-      std::vector<uint64_t> got_bits(bit_words, 0), want_bits(bit_words, ~uint64_t{0});
-      BinaryConv2dToBits(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), bits,
-                         got_bits.data(), rows / 3, rows);
-      BinaryConv2dToBits(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), bits,
-                         got_bits.data(), 0, rows / 3);
-      BinaryConv2dToBitsRef(p, packed_x.data(), w.data(), bits, want_bits.data(), 0, rows);
-      ASSERT_EQ(got_bits, want_bits) << GetParam().name << " bits, in_c " << in_c << " trial "
-                                     << trial << " groups " << bits.groups;
       ++checked;
     }
   }
@@ -218,8 +204,6 @@ TEST_P(PerTarget, Bit2ConvMatchesRefBitForBit) {
       auto x = Random(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c, rng);
       std::vector<int8_t> w(static_cast<size_t>(p.out_c) * taps * (p.in_c / p.groups));
       for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
-      const RandomTransform t(p.out_c, rng);
-      const OutputTransform& o = t.o;
       const int words = PackedWords(p.in_c / p.groups);
       std::vector<uint64_t> planes(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
                                    words * 2);
@@ -235,26 +219,34 @@ TEST_P(PerTarget, Bit2ConvMatchesRefBitForBit) {
       for (int32_t& z : zero) z *= u_zero;
       std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
       BinaryConvIndirection(p, offsets.data());
-      const size_t n = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
-      std::vector<float> got(n, -9.f), want(n, 9.f);
       const int rows = p.batch * p.out_h;
-      Bit2Conv2d(p, planes.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o,
-                 got.data(), 0, rows / 2);
-      Bit2Conv2d(p, planes.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o,
-                 got.data(), rows / 2, rows);
-      Bit2Conv2dRef(p, planes.data(), pad.data(), w.data(), u_zero, o, want.data(), 0, rows);
-      ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial;
-      // The same layer through the integer kernel's twin: the two formulations agree exactly.
-      std::vector<uint8_t> qx(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
-                              Int8Channels(p.in_c / p.groups));
-      QuantizeU8Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, p.in_c, p.groups, q, x.data(),
-                    qx.data());
-      std::vector<uint8_t> pad8(static_cast<size_t>(p.groups) * Int8Channels(p.in_c / p.groups),
-                                QuantizeOneU8(q, p.pad_value));
-      std::vector<float> via_int8(n);
-      Int8Conv2dRef(p, qx.data(), pad8.data(), w.data(), q.input_zero(), o, via_int8.data(), 0,
-                    rows);
-      ASSERT_EQ(via_int8, want) << "in_c " << in_c << " trial " << trial;
+      for (OutputKind kind :
+           {OutputKind::kFloat, OutputKind::kBits, OutputKind::kU8, OutputKind::kPlanes2}) {
+        RandomOutput out(kind, p.out_c, p.groups, 3 * taps * (p.in_c / p.groups), rng);
+        ASSERT_TRUE(out.ok());
+        const size_t bytes = static_cast<size_t>(rows) * p.out_w * OutputPixelBytes(out.o, p.out_c);
+        std::vector<unsigned char> got(bytes, 0), want(bytes, 0), via_int8(bytes, 0);
+        ConvOutput o = out.o;
+        o.data = got.data();
+        Bit2Conv2d(p, planes.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o, 0,
+                   rows / 2);
+        Bit2Conv2d(p, planes.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o,
+                   rows / 2, rows);
+        o.data = want.data();
+        Bit2Conv2dRef(p, planes.data(), pad.data(), w.data(), u_zero, o, 0, rows);
+        ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial
+                             << " kind " << static_cast<int>(kind);
+        // The same layer through the integer kernel's twin: the two formulations agree exactly.
+        std::vector<uint8_t> qx(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
+                                Int8Channels(p.in_c / p.groups));
+        QuantizeU8Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, p.in_c, p.groups, q,
+                      x.data(), qx.data());
+        std::vector<uint8_t> pad8(static_cast<size_t>(p.groups) * Int8Channels(p.in_c / p.groups),
+                                  QuantizeOneU8(q, p.pad_value));
+        o.data = via_int8.data();
+        Int8Conv2dRef(p, qx.data(), pad8.data(), w.data(), q.input_zero(), o, 0, rows);
+        ASSERT_EQ(via_int8, want) << "in_c " << in_c << " trial " << trial;
+      }
       ++checked;
     }
   }
@@ -304,9 +296,10 @@ TEST(BinaryConv2dRef, EqualsFloatConvolutionOfSigns) {
     std::vector<float> dots(n), want(n), got(n);
     Conv2dF32Ref(p, sx.data(), sw.data(), nullptr, dots.data(), 0, p.batch * p.out_h);
     for (size_t i = 0; i < n; ++i) want[i] = dots[i] * mul[i % p.out_c];
-    OutputTransform o;
-    o.mul = mul.data();
-    BinaryConv2dRef(p, packed_x.data(), w.data(), o, got.data(), 0, p.batch * p.out_h);
+    ConvOutput o;
+    o.transform.mul = mul.data();
+    o.data = got.data();
+    BinaryConv2dRef(p, packed_x.data(), w.data(), o, 0, p.batch * p.out_h);
     ASSERT_EQ(got, want) << "trial " << trial;
   }
 }

@@ -111,26 +111,32 @@ TEST_P(Int8PerTarget, ConvMatchesRefBitForBit) {
       Int8ConvWeightSums(p, w.data(), sums.data());
       std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
       Int8ConvIndirection(p, offsets.data());
-      const RandomTransform t(p.out_c, rng);
-      const OutputTransform& o = t.o;
       std::vector<int32_t> zero(p.out_c);
       for (int c = 0; c < p.out_c; ++c) zero[c] = q.input_zero() * sums[c];
-      const size_t n = static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c;
-      std::vector<float> got(n, -7.f), want(n, 7.f);
       const int rows = p.batch * p.out_h;
-      Int8Conv2d(p, qx.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o,
-                 got.data(), 0, rows / 2);
-      Int8Conv2d(p, qx.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o,
-                 got.data(), rows / 2, rows);
-      Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), q.input_zero(), o, want.data(), 0, rows);
-      ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial;
+      const OutputKind kind = static_cast<OutputKind>(trial % 4);
+      RandomOutput out(kind, p.out_c, p.groups, 255 * 127 * taps * cg, rng);
+      ASSERT_TRUE(out.ok());
+      const size_t bytes = static_cast<size_t>(rows) * p.out_w * OutputPixelBytes(out.o, p.out_c);
+      std::vector<unsigned char> got(bytes, 0), want(bytes, 0);
+      ConvOutput o = out.o;
+      o.data = got.data();
+      Int8Conv2d(p, qx.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o, 0,
+                 rows / 2);
+      Int8Conv2d(p, qx.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o, rows / 2,
+                 rows);
+      o.data = want.data();
+      Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), q.input_zero(), o, 0, rows);
+      ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial << " kind "
+                           << static_cast<int>(kind);
       if (wbits <= 4) {
         // The same weights stored as nibbles give the same result.
         std::vector<uint8_t> nibbles(Int4ConvPackedWeightsBytes(p));
         PackInt4ConvWeights(p, w.data(), nibbles.data());
-        std::vector<float> got4(n, -5.f);
-        Int4Conv2d(p, qx.data(), pad.data(), nibbles.data(), zero.data(), offsets.data(), o,
-                   got4.data(), 0, rows);
+        std::vector<unsigned char> got4(bytes, 0);
+        o.data = got4.data();
+        Int4Conv2d(p, qx.data(), pad.data(), nibbles.data(), zero.data(), offsets.data(), o, 0,
+                   rows);
         ASSERT_EQ(got4, want) << GetParam().name << " int4, in_c " << in_c << " trial " << trial;
         ++checked4;
       }
@@ -164,9 +170,10 @@ TEST(Int8Conv2dRef, EqualsFloatConvolutionOfDequantizedValues) {
   QuantizeU8Ref(25, 6, 1, q, x.data(), qx.data());
   std::vector<uint8_t> pad(8, static_cast<uint8_t>(q.input_zero()));
   std::vector<float> mul(4, 1.f), got(100), want(100);
-  OutputTransform o;
-  o.mul = mul.data();
-  Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), 7, o, got.data(), 0, 5);
+  ConvOutput o;
+  o.transform.mul = mul.data();
+  o.data = got.data();
+  Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), 7, o, 0, 5);
   // The same sums in float: integers (q - zp) and w, small enough to be exact.
   std::vector<float> fx(5 * 5 * 6), fw(w.begin(), w.end());
   for (int i = 0; i < 150; ++i) fx[i] = static_cast<float>(qx[i / 6 * 8 + i % 6] - 7);

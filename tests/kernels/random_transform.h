@@ -2,10 +2,12 @@
 // with the arrays they point at kept alive by the object.
 #pragma once
 
+#include <cstdint>
 #include <random>
 #include <vector>
 
 #include "kernels/output.h"
+#include "kernels/params.h"
 
 namespace hybrid::kernels {
 
@@ -37,6 +39,42 @@ struct RandomTransform {
     o.act_max = std::uniform_real_distribution<float>(0.f, 1.f)(rng);
     o.slope = slope.data();
   }
+};
+
+// A random ConvOutput of `kind` for a layer of out_c channels in `groups` groups: the consumer's
+// groups among those whose layout the kernels support, a random consumer quantization, and
+// thresholds around the sums in [-k, k].
+struct RandomOutput {
+  RandomTransform t;
+  std::vector<int32_t> threshold;
+  ConvOutput o;
+
+  RandomOutput(OutputKind kind, int out_c, int groups, int32_t k, std::mt19937& rng)
+      : t(out_c, rng) {
+    o.kind = kind;
+    o.transform = t.o;
+    threshold.resize(out_c);
+    for (int32_t& v : threshold) v = std::uniform_int_distribution<int32_t>(-k - 1, k + 1)(rng);
+    o.threshold = threshold.data();
+    if (kind == OutputKind::kPlanes2 || rng() % 2 == 0) {
+      // 2 bits: four levels, unsigned or signed.
+      o.quant.scale = 0.05f;
+      o.quant.qmax = 3;
+      o.quant.zero_point = static_cast<int>(rng() % 4);
+      if (kind == OutputKind::kPlanes2 && rng() % 2 == 0) {
+        o.quant = ActivationQuant{0.05f, 0, -2, 1, 128};
+      }
+    } else {
+      o.quant = ActivationQuant{0.01f, 0, -128, 127, 128};
+    }
+    std::vector<int> layouts;
+    for (int g = 1; g <= 4; ++g) {
+      o.groups = g;
+      if (OutputLayoutSupported(o, out_c, groups)) layouts.push_back(g);
+    }
+    o.groups = layouts.empty() ? 0 : layouts[rng() % layouts.size()];
+  }
+  bool ok() const { return o.groups > 0; }
 };
 
 }  // namespace hybrid::kernels
