@@ -123,10 +123,41 @@ Status Executor::Plan() {
   }
   std::vector<bool> produced(num_tensors, false);
   for (int s : steps) produced[g.nodes[s].outputs[0]] = true;
-  for (const graph::NamedOutput& o : g.outputs) {
-    if (produced[o.tensor]) results_.push_back(o.tensor);
+  if (!options_.outputs.empty()) {
+    // Only what the requested outputs need: walk back from them through the scope's nodes.
+    std::vector<int> producer(num_tensors, -1);
+    for (int s : steps) producer[g.nodes[s].outputs[0]] = s;
+    std::vector<bool> needed(num_tensors, false), keep_node(g.nodes.size(), false);
+    std::vector<graph::TensorId> todo;
+    for (const std::string& name : options_.outputs) {
+      const graph::NamedOutput* o = g.FindOutput(name);
+      const graph::TensorId t = o != nullptr ? o->tensor : g.FindTensor(name);
+      if (t < 0) return Error("the model has no output or tensor '{}'", name);
+      if (!produced[t]) {
+        return Error("'{}' is not computed by the {} partition", name, ToString(options_.scope));
+      }
+      results_.push_back(t);
+      todo.push_back(t);
+    }
+    while (!todo.empty()) {
+      const graph::TensorId t = todo.back();
+      todo.pop_back();
+      if (needed[t]) continue;
+      needed[t] = true;
+      if (producer[t] < 0 || keep_node[producer[t]]) continue;
+      keep_node[producer[t]] = true;
+      for (graph::TensorId in : g.nodes[producer[t]].inputs) todo.push_back(in);
+    }
+    std::erase_if(steps, [&](int s) { return !keep_node[s]; });
+    std::erase_if(inputs_, [&](graph::TensorId t) { return !needed[t]; });
+    std::fill(produced.begin(), produced.end(), false);
+    for (int s : steps) produced[g.nodes[s].outputs[0]] = true;
+  } else {
+    for (const graph::NamedOutput& o : g.outputs) {
+      if (produced[o.tensor]) results_.push_back(o.tensor);
+    }
   }
-  if (options_.scope == Scope::kEdge) {
+  if (options_.scope == Scope::kEdge && options_.outputs.empty()) {
     for (graph::TensorId t : graph::PartitionInputs(g, graph::Partition::kCloud)) {
       if (produced[t] && std::find(results_.begin(), results_.end(), t) == results_.end()) {
         results_.push_back(t);

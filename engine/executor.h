@@ -29,6 +29,9 @@ struct PlanOptions {
   bool fallback = true;
   int threads = 0;  // 0: one per core
   Scope scope = Scope::kAll;
+  // Named outputs (or tensors) to compute: the plan keeps only the scope's nodes they need, and
+  // only the inputs those read. Empty: everything in the scope.
+  std::vector<std::string> outputs;
   // Tensors to keep readable after Run besides the named outputs and the scope's results.
   std::vector<std::string> keep;
   bool keep_all = false;
@@ -58,7 +61,8 @@ class Executor {
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
-  // Tensors to fill before Run: graph inputs, or for the cloud scope what the edge sends.
+  // Tensors to fill before Run: graph inputs, or for the cloud scope what the edge sends (those the
+  // planned outputs need).
   const std::vector<graph::TensorId>& inputs() const { return inputs_; }
   // Tensors the scope produces for others: named outputs in scope, plus for the edge scope the
   // activations the cloud partition reads.

@@ -24,11 +24,14 @@ struct RunArgs {
   int64_t limit = 0;
 };
 
-// The outputs worth scoring as classifiers: everything but router scores.
+// The outputs worth scoring as classifiers: the exits and the final classifier (not router scores
+// nor other tensors a model names).
 std::vector<const graph::NamedOutput*> Classifiers(const graph::Graph& g) {
   std::vector<const graph::NamedOutput*> out;
   for (const graph::NamedOutput& o : g.outputs) {
-    if (o.kind != graph::OutputKind::kRouter) out.push_back(&o);
+    if (o.kind == graph::OutputKind::kExit || o.kind == graph::OutputKind::kFinal) {
+      out.push_back(&o);
+    }
   }
   return out;
 }
@@ -39,16 +42,22 @@ std::string ClassName(const graph::Graph& g, const data::Dataset& ds, int c) {
   return std::to_string(c);
 }
 
-Status CheckInput(const graph::Graph& g, const data::Dataset& ds) {
-  if (g.inputs.size() != 1)
-    return Error("the model has {} inputs; run feeds one image", g.inputs.size());
-  const graph::Shape& s = g.tensors[g.inputs[0]].shape;
+// The one input the classifier outputs read must be an image of the dataset's shape (a router's
+// feature input is not read by them).
+Result<graph::TensorId> CheckInput(const graph::Graph& g, const engine::Executor& ex,
+                                   const data::Dataset& ds) {
+  if (ex.inputs().size() != 1) {
+    return Error("the model's classifiers read {} inputs; run feeds one image", ex.inputs().size());
+  }
+  const graph::TensorId in = ex.inputs()[0];
+  const graph::Shape& s = g.tensors[in].shape;
   graph::Shape want = {graph::kBatchDim, ds.height, ds.width, ds.channels};
   if (s != want) {
-    return Error("the model's input '{}' is {} but {} images are {}", g.tensors[g.inputs[0]].name,
+    return Error("the model's input '{}' is {} but {} images are {}", g.tensors[in].name,
                  graph::ShapeToString(s), ds.name, graph::ShapeToString(want));
   }
-  return data::CheckNormalization(ds, g.input_mean, g.input_std);
+  HYBRID_RETURN_IF_ERROR(data::CheckNormalization(ds, g.input_mean, g.input_std));
+  return in;
 }
 
 // Fills `dst` with samples [first, first + count) normalized; the rest of the batch is zero.
@@ -78,7 +87,6 @@ int Run(const RunArgs& a) {
   if (!split.ok()) return Fail(split.status());
   auto ds = data::LoadDataset(dataset, a.data_dir, *split);
   if (!ds.ok()) return Fail(ds.status());
-  if (Status s = CheckInput(*g, *ds); !s.ok()) return Fail(s);
   if (a.index >= ds->count) {
     return Fail(Error("--index {} is out of range: the {} split has {} samples", a.index, a.split,
                       ds->count));
@@ -91,15 +99,18 @@ int Run(const RunArgs& a) {
   options.fallback = !a.no_fallback;
   options.threads = a.threads;
   options.batch = a.all ? static_cast<int>(std::min<int64_t>(a.batch, total)) : 1;
+  auto outputs = Classifiers(*g);
+  for (const graph::NamedOutput* o : outputs) options.outputs.push_back(o->name);
   auto ex = engine::Executor::Create(g, options);
   if (!ex.ok()) return Fail(ex.status());
+  auto image = CheckInput(*g, **ex, *ds);
+  if (!image.ok()) return Fail(image.status());
   for (const engine::StepInfo& s : (*ex)->steps()) {
     if (!s.fallback_reason.empty()) {
       std::cerr << fmt::format("note: node '{}' runs on ref: {}\n", s.node, s.fallback_reason);
     }
   }
-  engine::TensorView input = (*ex)->Tensor(g->inputs[0]);
-  auto outputs = Classifiers(*g);
+  engine::TensorView input = (*ex)->Tensor(*image);
   nlohmann::json j = {
       {"model", a.model}, {"dataset", dataset}, {"split", a.split}, {"backend", a.backend}};
 
@@ -111,7 +122,8 @@ int Run(const RunArgs& a) {
                              label, ClassName(*g, *ds, label));
     j["index"] = a.index;
     j["label"] = label;
-    for (const graph::NamedOutput& o : g->outputs) {
+    for (const graph::NamedOutput* out : outputs) {
+      const graph::NamedOutput& o = *out;
       engine::TensorView v = (*ex)->Tensor(o.tensor);
       std::vector<int> order(v.size());
       std::iota(order.begin(), order.end(), 0);

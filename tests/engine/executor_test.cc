@@ -222,5 +222,41 @@ TEST(Executor, CloudOnlyModelHasNoEdgeToPlan) {
   EXPECT_NE(e.message().find("no edge partition"), std::string::npos) << e.message();
 }
 
+// A plan for some outputs keeps only the nodes and inputs they need, and computes them as the
+// whole plan does.
+TEST(Executor, PlanOnlyWhatTheRequestedOutputsNeed) {
+  GraphBuilder b("two_inputs");
+  TensorId x = b.Input("x", {4});
+  TensorId z = b.Input("z", {4});
+  TensorId a = b.Op("a", OpType::kRelu, {x});
+  b.Output("first", b.Op("first.sm", OpType::kSoftmax, {a}), graph::OutputKind::kExit);
+  b.Output("second", b.Op("second", OpType::kAdd, {a, z}), graph::OutputKind::kOther);
+  auto g = std::make_shared<const graph::Graph>(std::move(b).Build().value());
+  PlanOptions o;
+  auto all = Executor::Create(g, o);
+  ASSERT_TRUE(all.ok()) << all.message();
+  o.outputs = {"first"};
+  auto some = Executor::Create(g, o);
+  ASSERT_TRUE(some.ok()) << some.message();
+  ASSERT_EQ((*some)->inputs().size(), 1u);
+  EXPECT_EQ(g->tensors[(*some)->inputs()[0]].name, "x");
+  EXPECT_EQ((*some)->steps().size(), 2u);
+  EXPECT_FALSE((*some)->SetInput("z", std::vector<float>(4, 1.f)).ok());
+  EXPECT_FALSE((*some)->Tensor("second").ok());
+  const std::vector<float> in = {-1.f, 2.f, 0.5f, 3.f};
+  ASSERT_TRUE((*all)->SetInput("x", in).ok());
+  ASSERT_TRUE((*all)->SetInput("z", in).ok());
+  ASSERT_TRUE((*some)->SetInput("x", in).ok());
+  ASSERT_TRUE((*all)->Run().ok());
+  ASSERT_TRUE((*some)->Run().ok());
+  auto want = (*all)->Tensor("first.sm"), got = (*some)->Tensor("first.sm");
+  ASSERT_TRUE(want.ok() && got.ok());
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(want->data[i], got->data[i]);
+  o.outputs = {"third"};
+  auto bad = Executor::Create(g, o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("no output or tensor 'third'"), std::string::npos) << bad.message();
+}
+
 }  // namespace
 }  // namespace hybrid::engine
