@@ -1,7 +1,10 @@
 #include "data/dataset.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <numeric>
+#include <random>
 
 namespace hybrid::data {
 
@@ -127,6 +130,19 @@ void NormalizeImage(const Dataset& ds, int64_t i, const std::vector<float>& mean
     const float s = std.empty() ? 1.f : std[std.size() == 1 ? 0 : c];
     out[j] = (static_cast<float>(px[j]) / 255.f - m) / s;
   }
+}
+
+HeldOutSplit SplitHeldOut(int64_t count, uint64_t seed, int64_t held_out) {
+  std::vector<int64_t> order(static_cast<size_t>(count));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  held_out = std::clamp<int64_t>(held_out, 0, count);
+  HeldOutSplit s;
+  s.held_out.assign(order.end() - held_out, order.end());
+  order.resize(static_cast<size_t>(count - held_out));
+  s.train = std::move(order);
+  return s;
 }
 
 }  // namespace hybrid::data

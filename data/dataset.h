@@ -56,6 +56,14 @@ const std::vector<std::string>& DatasetNames();
 // Loads a dataset by name; an empty dir means the default location where there is one.
 Result<Dataset> LoadDataset(std::string_view name, const std::string& dir, Split split);
 
+// The split of a training set into samples to train on and samples held out for validation (and
+// calibration): a permutation of [0, count) shuffled with `seed`, its last `held_out` entries held
+// out. The trainer and `hybrid eval` both use it, so calibration never sees a training sample.
+struct HeldOutSplit {
+  std::vector<int64_t> train, held_out;
+};
+HeldOutSplit SplitHeldOut(int64_t count, uint64_t seed, int64_t held_out);
+
 // Checks that mean and std have 1 or `channels` entries (or none: identity) and std > 0.
 Status CheckNormalization(const Dataset& ds, const std::vector<float>& mean,
                           const std::vector<float>& std);

@@ -8,5 +8,10 @@ namespace hybrid::tools {
 
 void RegisterInspect(CLI::App& app, int& exit_code);
 void RegisterRun(CLI::App& app, int& exit_code);
+// The options and callback of `hybrid train` on `cmd`: the top-level app of hybrid-train.
+void AddTrainCommand(CLI::App* cmd, int& exit_code);
+inline constexpr const char* kTrainDescription =
+    "Train a hybrid model from a recipe (docs/train.md), write the model file and check it on the "
+    "engine's ref backend against the trainer's outputs.";
 
 }  // namespace hybrid::tools

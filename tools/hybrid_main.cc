@@ -1,10 +1,13 @@
 // `hybrid`: inspect and run split edge/cloud models.
+#include <limits.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "tools/commands.h"
 
@@ -19,6 +22,10 @@ int Main(int argc, char** argv) {
   int exit_code = 0;
   hybrid::tools::RegisterInspect(app, exit_code);
   hybrid::tools::RegisterRun(app, exit_code);
+  // Listed here for --help; main hands `hybrid train ...` to hybrid-train before parsing.
+  app.add_subcommand("train", std::string(hybrid::tools::kTrainDescription) +
+                                  " Run 'hybrid train --help' for its options.")
+      ->allow_extras();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -41,8 +48,28 @@ void PreferPassiveOpenMpThreads(char** argv) {
   // Not re-executed (no /proc): carry on with the default policy.
 }
 
+// `hybrid train ...` runs hybrid-train from the same directory, which alone links libtorch.
+void HandOffTraining(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) != "train") return;
+  std::string self(PATH_MAX, '\0');
+  const ssize_t n = readlink("/proc/self/exe", self.data(), self.size() - 1);
+  std::string program = "hybrid-train";
+  if (n > 0) {
+    self.resize(static_cast<size_t>(n));
+    program = self.substr(0, self.rfind('/') + 1) + "hybrid-train";
+  }
+  std::vector<char*> args = {program.data()};
+  for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+  args.push_back(nullptr);
+  execv(program.c_str(), args.data());
+  std::cerr << "error: cannot run " << program << " (hybrid was built without the trainer, or it "
+            << "was not installed beside hybrid)\n";
+  std::exit(1);
+}
+
 int main(int argc, char** argv) {
   PreferPassiveOpenMpThreads(argv);
+  HandOffTraining(argc, argv);
   try {
     return Main(argc, argv);
   } catch (const std::exception& e) {

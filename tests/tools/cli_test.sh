@@ -93,5 +93,24 @@ cp /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz "$tmp/fm/"
 expect_error "t10k-images" "$hybrid" run "$model" --dataset fashion-mnist --data-dir "$tmp/fm" --index 0
 expect_error "binary" "$hybrid" run "$model" --dataset fashion-mnist --index 0 --backend onednn --no-fallback
 
+# Training: `hybrid train` runs hybrid-train when the build has the trainer.
+if [ -x "$(dirname "$hybrid")/hybrid-train" ]; then
+  expect_ok "--resume" "$hybrid" train --help
+  expect_error "cannot read recipe" "$hybrid" train "$tmp/none.json"
+  printf '{"name": "x", "shape": "A",' >"$tmp/broken.json"
+  expect_error "not valid JSON" "$hybrid" train "$tmp/broken.json"
+  printf '{"name": "x", "shape": "A", "netz": {}}' >"$tmp/typo.json"
+  expect_error "unknown field 'netz'" "$hybrid" train "$tmp/typo.json"
+  expect_error "requires --checkpoint" "$hybrid" train "$tmp/typo.json" --stop-after 1
+  cat >"$tmp/tiny.json" <<'EOF'
+{"name": "tiny", "shape": "A", "epochs": 1, "batch": 64, "validation": 200, "split": "f32",
+ "net": {"stem_channels": 4, "stages": [{"channels": 4, "blocks": 1, "precision": "binary"},
+                                        {"channels": 8, "blocks": 1, "stride": 2}]},
+ "split_after": 0, "exits": [{"after_stage": 0}]}
+EOF
+  expect_ok "test accuracy" "$hybrid" train "$tmp/tiny.json" --limit 256 --threads 1 --out "$tmp/tiny.hybrid"
+  expect_ok "exit0" "$hybrid" run "$tmp/tiny.hybrid" --all --limit 100
+fi
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -1,0 +1,88 @@
+// `hybrid train RECIPE` (the program hybrid-train, which `hybrid train` runs so that the other
+// commands do not load libtorch): trains a hybrid model, writes the model file and checks it
+// against the trainer's own outputs on the engine's ref backend.
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "graph/model_file.h"
+#include "tools/commands.h"
+#include "tools/train_check.h"
+#include "train/export.h"
+#include "train/trainer.h"
+
+namespace hybrid::tools {
+namespace {
+
+struct TrainArgs {
+  std::string recipe, out, resume, checkpoint;
+  int epochs = -1, threads = 0, stop_after = 0;
+  int64_t limit = 0;
+  int check_samples = 64;
+};
+
+int Fail(const Status& s) {
+  std::cerr << "error: " << s.message() << "\n";
+  return 1;
+}
+
+int RunTrain(const TrainArgs& a) {
+  auto recipe = train::LoadRecipe(a.recipe);
+  if (!recipe.ok()) return Fail(recipe.status());
+  train::TrainOptions options;
+  options.epochs = a.epochs;
+  options.resume = a.resume;
+  options.checkpoint = a.checkpoint;
+  options.train_limit = a.limit;
+  options.threads = a.threads;
+  options.stop_after = a.stop_after;
+  options.log = [](const std::string& line) { std::cerr << line << std::endl; };
+  auto trained = train::Train(*recipe, options);
+  if (!trained.ok()) return Fail(trained.status());
+  if (a.stop_after > 0 && static_cast<int>(trained->epoch_loss.size()) < trained->recipe.epochs) {
+    std::cout << fmt::format("stopped after {} epochs; continue with --resume {}\n",
+                             trained->epoch_loss.size(), a.checkpoint);
+    return 0;
+  }
+  auto graph = train::ExportGraph(*trained);
+  if (!graph.ok()) return Fail(graph.status().WithContext("exporting the model"));
+  const std::string out = a.out.empty() ? recipe->name + ".hybrid" : a.out;
+  if (Status s = graph::WriteModelFile(*graph, out); !s.ok()) return Fail(s);
+  if (Status s = CheckExport(*trained, out, a.check_samples, 1e-4, options.log); !s.ok()) {
+    return Fail(s.WithContext("checking the written model"));
+  }
+  std::cout << fmt::format("wrote {} ({} bytes)\n", out, std::filesystem::file_size(out));
+  for (const auto& [name, acc] : trained->test_accuracy) {
+    std::cout << fmt::format("  {} test accuracy {:.2f}%\n", name, 100 * acc);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddTrainCommand(CLI::App* cmd, int& exit_code) {
+  auto a = std::make_shared<TrainArgs>();
+  cmd->add_option("recipe", a->recipe, "Recipe file (JSON)")->required();
+  cmd->add_option("--out", a->out, "Model file to write (default: NAME.hybrid from the recipe)");
+  cmd->add_option("--epochs", a->epochs, "Epochs, instead of the recipe's")
+      ->check(CLI::Range(0, 1000));
+  cmd->add_option("--resume", a->resume, "Continue from this checkpoint")->check(CLI::ExistingFile);
+  CLI::Option* checkpoint = cmd->add_option(
+      "--checkpoint", a->checkpoint, "Write a checkpoint here after every epoch and router round");
+  cmd->add_option("--threads", a->threads, "Threads (default: every core)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--stop-after", a->stop_after,
+                  "Stop after this many epochs (with --checkpoint, to resume later); writes no "
+                  "model")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(checkpoint);
+  cmd->add_option("--limit", a->limit, "Train on this many samples only (a quick run)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--check-samples", a->check_samples,
+                  "Validation images on which the written model is checked")
+      ->check(CLI::Range(0, 5000));
+  cmd->callback([a, &exit_code] { exit_code = RunTrain(*a); });
+}
+
+}  // namespace hybrid::tools

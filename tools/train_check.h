@@ -1,0 +1,18 @@
+// The check `hybrid train` runs on the model file it writes, shared with the tests.
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+#include "train/trainer.h"
+
+namespace hybrid::tools {
+
+// Runs the model file at `path` on the engine's ref backend over the first `count` validation
+// images and compares every named output with the trainer's eval-mode values: the largest
+// difference, relative to the output's largest magnitude (at least 1), must stay within
+// `tolerance`. Reports each output's difference through `log` when given.
+Status CheckExport(const train::Trained& t, const std::string& path, int count, double tolerance,
+                   const std::function<void(const std::string&)>& log = {});
+
+}  // namespace hybrid::tools
