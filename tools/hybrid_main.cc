@@ -22,6 +22,8 @@ int Main(int argc, char** argv) {
   int exit_code = 0;
   hybrid::tools::RegisterInspect(app, exit_code);
   hybrid::tools::RegisterRun(app, exit_code);
+  hybrid::tools::RegisterEval(app, exit_code);
+  hybrid::tools::RegisterExplore(app, exit_code);
   // Listed here for --help; main hands `hybrid train ...` to hybrid-train before parsing.
   app.add_subcommand("train", std::string(hybrid::tools::kTrainDescription) +
                                   " Run 'hybrid train --help' for its options.")

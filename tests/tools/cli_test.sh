@@ -93,6 +93,25 @@ cp /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz "$tmp/fm/"
 expect_error "t10k-images" "$hybrid" run "$model" --dataset fashion-mnist --data-dir "$tmp/fm" --index 0
 expect_error "binary" "$hybrid" run "$model" --dataset fashion-mnist --index 0 --backend onednn --no-fallback
 
+# Split-execution evaluation and exploration.
+expect_ok "--coverage" "$hybrid" eval --help
+expect_ok "Pareto" "$hybrid" explore --help
+expect_ok "oracle" "$hybrid" eval "$model" --limit 300 --latency-samples 20 --coverage 0.5,0.9 \
+  --json "$tmp/eval.json" --plot "$tmp/eval.svg"
+expect_ok '"fp32_edge_energy_uj"' cat "$tmp/eval.json"
+expect_ok '"end_to_end"' cat "$tmp/eval.json"
+expect_ok '<svg' head -c 300 "$tmp/eval.svg"
+expect_ok "accuracy" "$hybrid" eval "$model" --limit 200 --latency-samples 0 --router oracle
+expect_ok "Pareto front" "$hybrid" explore "$model" "$model" --limit 200 --steps 4
+expect_error "unknown router 'coin'" "$hybrid" eval "$model" --router coin
+expect_error "no learned router" "$hybrid" eval "$model" --router learned --limit 100
+expect_error "unknown dataset" "$hybrid" eval "$model" --dataset imagenet
+expect_error "is not a coverage" "$hybrid" eval "$model" --coverage 0.5,1.5
+expect_error ".svg or .png" "$hybrid" eval "$model" --plot "$tmp/plot.pdf"
+printf '{"mac_pj": {}}' >"$tmp/energy.json"
+expect_error "missing 'f32'" "$hybrid" eval "$model" --energy "$tmp/energy.json"
+expect_error "no radio 'satellite'" "$hybrid" explore "$model" --radio satellite
+
 # Training: `hybrid train` runs hybrid-train when the build has the trainer.
 if [ -x "$(dirname "$hybrid")/hybrid-train" ]; then
   expect_ok "--resume" "$hybrid" train --help

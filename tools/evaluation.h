@@ -1,0 +1,65 @@
+// Split-execution evaluation of a model on a dataset: each sample's edge and cloud answers and
+// router scores on the held-out validation split (for calibration) and the test split (for the
+// figures), and operating points from them. Shared by `hybrid eval` and `hybrid explore`.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "data/dataset.h"
+#include "engine/session.h"
+#include "graph/ir.h"
+#include "graph/partition.h"
+#include "router/metrics.h"
+
+namespace hybrid::tools {
+
+struct EvalOptions {
+  std::string dataset, data_dir;
+  std::string edge_backend = "native", cloud_backend = "onednn";
+  std::string exit;  // the deciding output; empty: the session's default
+  int threads = 0, batch = 256;
+  int64_t limit = 0;  // > 0: the first `limit` test samples only
+  std::function<void(const std::string&)> progress;
+};
+
+// Per-sample results on one split.
+struct SplitResults {
+  std::vector<int32_t> labels;
+  std::vector<uint8_t> edge_right, cloud_right;
+  std::map<std::string, std::vector<float>> scores;  // by router: maxprob, entropy, margin, learned
+  router::Outcomes For(const std::string& router) const;
+};
+
+struct ModelEval {
+  std::shared_ptr<const graph::Graph> graph;
+  std::string exit;                  // the deciding output
+  std::vector<std::string> routers;  // the score kinds available for this model
+  graph::CostReport cost;
+  router::Costs costs;
+  std::vector<engine::WireTensor> wire;
+  SplitResults validation, test;
+  data::Dataset test_set;  // for latency measurements
+};
+
+// Runs the model's edge and cloud partitions on every validation and test sample.
+Result<ModelEval> EvaluateModel(const std::string& path, const EvalOptions& options);
+
+// The validation split a model was trained without: the recipe in its metadata names the seed and
+// the held-out count (defaults 1 and 5000 when the model carries no recipe).
+struct HeldOut {
+  uint64_t seed = 1;
+  int64_t count = 5000;
+  bool from_recipe = false;
+};
+HeldOut HeldOutOf(const graph::Graph& g);
+
+// Energy of running the whole model in f32 on the edge: both partitions for a conditionally deep
+// model, the cloud model for a selective-query one (the full-precision model it replaces).
+double Fp32EdgeEnergyUj(const ModelEval& m, const router::EnergyTable& table);
+
+}  // namespace hybrid::tools
