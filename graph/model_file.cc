@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -162,6 +163,22 @@ Result<Graph> Parse(const uint8_t* data, size_t size, std::shared_ptr<const void
                  m->nodes()->size());
   }
   size_t num_buffers = m->buffers() ? m->buffers()->size() : 0;
+  // The writer pads every buffer to the alignment, so the file ends where the last buffer's padding
+  // does: any other length is a truncated copy (even one cut inside the padding) or appended bytes.
+  uint64_t weights_end = 0;
+  for (size_t i = 0; i < num_buffers; ++i) {
+    const fb::Buffer b = ReadUnaligned(m->buffers(), i);
+    if (b.offset() > size || b.size() > size) {  // also keeps the sum below from wrapping
+      return Error("truncated: buffer {} claims bytes {}..{} of a {}-byte file", i + 1, b.offset(),
+                   b.offset() + b.size(), size);
+    }
+    weights_end = std::max<uint64_t>(weights_end, b.offset() + b.size());
+  }
+  const uint64_t expected = section + AlignUp(weights_end, kWeightAlignment);
+  if (expected != size) {
+    return Error("the model is {} bytes long but its layout ends at byte {}: {}", size, expected,
+                 size < expected ? "truncated" : "bytes follow the weights");
+  }
   g.tensors.reserve(m->tensors()->size());
   for (const fb::Tensor* ft : *m->tensors()) {
     Tensor t;

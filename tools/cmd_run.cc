@@ -17,7 +17,7 @@ namespace hybrid::tools {
 namespace {
 
 struct RunArgs {
-  std::string model, dataset, data_dir, split = "test", backend = "native", json;
+  std::string model, dataset, data_dir, split = "test", backend = "native", json, predictions;
   int64_t index = -1;
   bool all = false, no_fallback = false;
   int threads = 0, batch = 64, top = 3;
@@ -145,6 +145,15 @@ int Run(const RunArgs& a) {
     bool tty = ::isatty(STDERR_FILENO);
     auto start = std::chrono::steady_clock::now();
     int64_t last_report = 0;
+    std::ofstream csv;
+    if (!a.predictions.empty()) {
+      csv.open(a.predictions);
+      if (!csv) return Fail(Error("cannot write '{}'", a.predictions));
+      csv << "index,label";
+      for (const graph::NamedOutput* o : outputs) csv << "," << o->name;
+      csv << "\n";
+    }
+    std::vector<int64_t> predicted(outputs.size() * options.batch);
     for (int64_t first = 0; first < total; first += options.batch) {
       int64_t count = std::min<int64_t>(options.batch, total - first);
       FillBatch(*g, *ds, first, count, input);
@@ -156,7 +165,13 @@ int Run(const RunArgs& a) {
           const float* row = v.data + i * classes;
           int64_t pred = std::max_element(row, row + classes) - row;
           correct[k] += pred == ds->labels[first + i];
+          predicted[i * outputs.size() + k] = pred;
         }
+      }
+      for (int64_t i = 0; csv.is_open() && i < count; ++i) {
+        csv << first + i << "," << ds->labels[first + i];
+        for (size_t k = 0; k < outputs.size(); ++k) csv << "," << predicted[i * outputs.size() + k];
+        csv << "\n";
       }
       int64_t done = first + count;
       if (tty || done - last_report >= total / 10 || done == total) {
@@ -164,6 +179,10 @@ int Run(const RunArgs& a) {
                   << (tty && done < total ? "" : "\n") << std::flush;
         last_report = done;
       }
+    }
+    if (csv.is_open()) {
+      csv.close();
+      if (!csv) return Fail(Error("cannot write '{}'", a.predictions));
     }
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -227,6 +246,9 @@ void RegisterRun(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_option("--json", a->json, "also write the results as JSON to this file");
+  cmd->add_option("--predictions", a->predictions,
+                  "with --all, write each sample's class per output to this CSV file")
+      ->needs(all);
   cmd->callback([&exit_code, a, index, all] {
     if (index->count() == 0 && all->count() == 0) {
       std::cerr << "error: pass --index N or --all\n";

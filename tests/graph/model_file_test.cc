@@ -21,7 +21,8 @@ std::string TempPath(const std::string& name) {
 
 void WriteBytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 void ExpectSameGraph(const Graph& a, const Graph& b) {
@@ -164,6 +165,15 @@ TEST(ModelFile, RefusesTruncatedFiles) {
   ExpectRefused(cut, "truncated");
   std::vector<uint8_t> cut2(bytes->begin(), bytes->begin() + 64);
   ExpectRefused(cut2, "truncated");
+  // Cut by every length that stays inside the last buffer's padding: nothing read is missing, but
+  // the copy is not the file that was written.
+  for (size_t n = 1; n < kWeightAlignment; ++n) {
+    std::vector<uint8_t> short_copy(bytes->begin(), bytes->end() - n);
+    ExpectRefused(short_copy, "truncated");
+  }
+  std::vector<uint8_t> longer = *bytes;
+  longer.push_back(0);
+  ExpectRefused(longer, "bytes follow the weights");
 }
 
 flatbuffers::Offset<fb::Model> MinimalModel(flatbuffers::FlatBufferBuilder& b, uint32_t version,
@@ -172,8 +182,8 @@ flatbuffers::Offset<fb::Model> MinimalModel(flatbuffers::FlatBufferBuilder& b, u
       fb::CreateTensor(b, b.CreateString("x"), b.CreateVector(shape)),
       fb::CreateTensor(b, b.CreateString("y"), b.CreateVector(std::vector<int64_t>{}))};
   std::vector<uint32_t> in = {0}, out = {1};
-  std::vector<flatbuffers::Offset<fb::Node>> nodes = {fb::CreateNode(
-      b, b.CreateString("relu"), op, b.CreateVector(in), b.CreateVector(out))};
+  std::vector<flatbuffers::Offset<fb::Node>> nodes = {
+      fb::CreateNode(b, b.CreateString("relu"), op, b.CreateVector(in), b.CreateVector(out))};
   std::vector<flatbuffers::Offset<fb::Output>> outputs = {
       fb::CreateOutput(b, b.CreateString("y"), 1, fb::OutputKind::OutputKind_Final)};
   return fb::CreateModel(b, version, b.CreateString("m"), b.CreateVector(tensors),
@@ -183,7 +193,10 @@ flatbuffers::Offset<fb::Model> MinimalModel(flatbuffers::FlatBufferBuilder& b, u
 std::vector<uint8_t> Finish(flatbuffers::FlatBufferBuilder& b,
                             flatbuffers::Offset<fb::Model> model) {
   fb::FinishSizePrefixedModelBuffer(b, model);
-  return std::vector<uint8_t>(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+  std::vector<uint8_t> bytes(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+  // Padded to the alignment as the format lays files out (here with an empty weight section).
+  bytes.resize((bytes.size() + kWeightAlignment - 1) / kWeightAlignment * kWeightAlignment, 0);
+  return bytes;
 }
 
 TEST(ModelFile, HandCraftedMinimalModelLoads) {
@@ -201,9 +214,9 @@ TEST(ModelFile, RefusesWrongVersion) {
 
 TEST(ModelFile, RefusesAbsurdDimensions) {
   flatbuffers::FlatBufferBuilder b;
-  ExpectRefused(Finish(b, MinimalModel(b, kModelFormatVersion, {-1, int64_t{1} << 40},
-                                       fb::OpType_Relu)),
-                "dimension");
+  ExpectRefused(
+      Finish(b, MinimalModel(b, kModelFormatVersion, {-1, int64_t{1} << 40}, fb::OpType_Relu)),
+      "dimension");
   flatbuffers::FlatBufferBuilder b2;
   ExpectRefused(Finish(b2, MinimalModel(b2, kModelFormatVersion, std::vector<int64_t>(100, 2),
                                         fb::OpType_Relu)),
@@ -212,9 +225,9 @@ TEST(ModelFile, RefusesAbsurdDimensions) {
 
 TEST(ModelFile, RefusesUnknownOp) {
   flatbuffers::FlatBufferBuilder b;
-  ExpectRefused(Finish(b, MinimalModel(b, kModelFormatVersion, {-1, 4},
-                                       static_cast<fb::OpType>(200))),
-                "unknown op");
+  ExpectRefused(
+      Finish(b, MinimalModel(b, kModelFormatVersion, {-1, 4}, static_cast<fb::OpType>(200))),
+      "unknown op");
 }
 
 // Random corruption anywhere must give an error or a valid graph, never a crash (run under
