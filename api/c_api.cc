@@ -21,6 +21,7 @@
 #include "graph/model_file.h"
 #include "graph/partition.h"
 #include "hybrid/hybrid.h"
+#include "net/client.h"
 #include "router/router.h"
 
 namespace {
@@ -139,7 +140,9 @@ class CallbackTransport : public engine::Transport {
   CallbackTransport(hybrid_transport_fn fn, void* user, int32_t classes)
       : fn_(fn), user_(user), classes_(classes) {}
 
-  hybrid::Status Infer(const engine::CloudRequest& request, std::span<float> out) override {
+  hybrid::Status Infer(const engine::CloudRequest& request, std::span<float> out,
+                       engine::CloudReply* reply) override {
+    *reply = engine::CloudReply{};
     pointers_.clear();
     sizes_.clear();
     for (const std::span<const float>& in : request.inputs) {
@@ -150,8 +153,15 @@ class CallbackTransport : public engine::Transport {
     code_ = fn_(user_, request.count, static_cast<int32_t>(pointers_.size()), pointers_.data(),
                 sizes_.data(), out.data(), classes_);
     if (code_ == HYBRID_OK) return hybrid::Status::Ok();
-    // A hybrid call that failed inside the function (hybrid_cloud_run, say) said why.
-    std::string why = failures != before ? last_error : std::string("no message");
+    // A hybrid call that failed inside the function (hybrid_cloud_run, say) or
+    // hybrid_transport_error said why.
+    const std::string why = failures != before ? last_error : std::string("no message");
+    if (code_ == HYBRID_UNAVAILABLE) {  // the edge answers instead, flagged degraded
+      reply->answered = false;
+      reply->reason = why;
+      code_ = HYBRID_OK;
+      return hybrid::Status::Ok();
+    }
     return hybrid::Error("the transport returned {} ({})", hybrid_status_name(code_), why);
   }
 
@@ -179,10 +189,12 @@ struct hybrid_options {
   engine::SessionOptions session;
   hybrid_transport_fn transport = nullptr;
   void* user_data = nullptr;
+  hybrid::net::ClientOptions cloud;  // endpoints empty: the in-process cloud
 };
 
 struct hybrid_session {
   std::unique_ptr<engine::HybridSession> session;
+  bool remote = false;  // over the network transport: its errors are the cloud's refusals
   CallbackTransport* callback = nullptr;  // owned by the session, when the application's
   std::string exit, router;
   int64_t pixels_per_image = 0;
@@ -326,6 +338,8 @@ const char* hybrid_status_name(hybrid_status status) {
       return "HYBRID_OUT_OF_MEMORY";
     case HYBRID_INTERNAL:
       return "HYBRID_INTERNAL";
+    case HYBRID_REFUSED:
+      return "HYBRID_REFUSED";
   }
   return "unknown";
 }
@@ -583,6 +597,52 @@ hybrid_status hybrid_options_set_transport(hybrid_options* options, hybrid_trans
   });
 }
 
+hybrid_status hybrid_options_set_cloud(hybrid_options* options, const char* endpoints,
+                                       int32_t deadline_ms) {
+  constexpr const char* kWhere = "hybrid_options_set_cloud";
+  return Guard(kWhere, [&] {
+    HYBRID_CHECK(CheckHandle(options, kWhere, "options"));
+    if (deadline_ms < 0) return Fail(HYBRID_INVALID_ARGUMENT, kWhere, "deadline_ms is negative");
+    if (endpoints == nullptr || *endpoints == '\0') {
+      options->cloud.endpoints.clear();
+      return HYBRID_OK;
+    }
+    auto parsed = hybrid::net::ParseEndpoints(endpoints);
+    if (!parsed.ok()) return Fail(HYBRID_INVALID_ARGUMENT, kWhere, parsed.message());
+    options->cloud.endpoints = std::move(parsed).value();
+    options->cloud.deadline_ms = deadline_ms > 0 ? deadline_ms : 2000;
+    return HYBRID_OK;
+  });
+}
+
+hybrid_status hybrid_options_set_cloud_token(hybrid_options* options, const char* token) {
+  constexpr const char* kWhere = "hybrid_options_set_cloud_token";
+  return Guard(kWhere, [&] {
+    HYBRID_CHECK(CheckHandle(options, kWhere, "options"));
+    options->cloud.token = token != nullptr ? token : "";
+    return HYBRID_OK;
+  });
+}
+
+hybrid_status hybrid_options_set_cloud_tls(hybrid_options* options, const char* ca_file,
+                                           const char* cert_file, const char* key_file) {
+  constexpr const char* kWhere = "hybrid_options_set_cloud_tls";
+  return Guard(kWhere, [&] {
+    HYBRID_CHECK(CheckHandle(options, kWhere, "options"));
+    if (ca_file == nullptr && (cert_file != nullptr || key_file != nullptr)) {
+      return Fail(HYBRID_INVALID_ARGUMENT, kWhere, "a client certificate needs TLS (a CA file)");
+    }
+    if ((cert_file == nullptr) != (key_file == nullptr)) {
+      return Fail(HYBRID_INVALID_ARGUMENT, kWhere,
+                  "a client certificate needs both cert_file and key_file");
+    }
+    options->cloud.tls_ca = ca_file != nullptr ? ca_file : "";
+    options->cloud.tls_cert = cert_file != nullptr ? cert_file : "";
+    options->cloud.tls_key = key_file != nullptr ? key_file : "";
+    return HYBRID_OK;
+  });
+}
+
 hybrid_status hybrid_session_create(const hybrid_model* model, const hybrid_options* options,
                                     hybrid_session** session) {
   constexpr const char* kWhere = "hybrid_session_create";
@@ -612,6 +672,14 @@ hybrid_status hybrid_session_create(const hybrid_model* model, const hybrid_opti
       auto callback = std::make_unique<CallbackTransport>(o.transport, o.user_data, model->classes);
       s->callback = callback.get();
       transport = std::move(callback);
+    } else if (!o.cloud.endpoints.empty()) {
+      if (model->cloud_inputs.empty()) {
+        return Fail(HYBRID_UNSUPPORTED, kWhere, "the model has no cloud partition to reach");
+      }
+      auto grpc = hybrid::net::GrpcTransport::Create(model->graph, o.cloud);
+      if (!grpc.ok()) return Fail(HYBRID_INVALID_ARGUMENT, kWhere, grpc.message());
+      transport = std::move(grpc).value();
+      s->remote = true;
     }
     auto created = engine::HybridSession::Create(model->graph, o.session, std::move(transport));
     if (!created.ok()) return Fail(HYBRID_UNSUPPORTED, kWhere, created.message());
@@ -661,7 +729,8 @@ hybrid_status hybrid_session_classify(hybrid_session* session, const uint8_t* pi
       const hybrid_status code =
           session->callback != nullptr && session->callback->code() != HYBRID_OK
               ? session->callback->code()
-              : HYBRID_INTERNAL;
+          : session->remote ? HYBRID_REFUSED
+                            : HYBRID_INTERNAL;
       return Fail(code, kWhere, result.message());
     }
     for (int32_t i = 0; i < count; ++i) {
@@ -673,6 +742,7 @@ hybrid_status hybrid_session_classify(hybrid_session* session, const uint8_t* pi
                   : a.where == hybrid::router::Decision::kCloud ? HYBRID_CLOUD
                                                                 : HYBRID_ABSTAIN;
       out.score = a.score;
+      out.degraded = a.degraded ? 1 : 0;
       out.edge_ms = a.edge_ms;
       out.cloud_ms = a.cloud_ms;
       out.total_ms = a.total_ms;
@@ -764,8 +834,9 @@ hybrid_status hybrid_cloud_run(hybrid_cloud* cloud, int32_t count, int32_t num_i
     for (int32_t i = 0; i < num_inputs; ++i) {
       request.inputs.emplace_back(inputs[i], static_cast<size_t>(count * sizes[i]));
     }
+    engine::CloudReply reply;
     const hybrid::Status s = cloud->transport->Infer(
-        request, std::span<float>(probabilities, static_cast<size_t>(count) * classes));
+        request, std::span<float>(probabilities, static_cast<size_t>(count) * classes), &reply);
     if (!s.ok()) return Fail(HYBRID_INTERNAL, kWhere, s.message());
     return HYBRID_OK;
   });

@@ -32,7 +32,8 @@ class InProcessTransport : public Transport {
   explicit InProcessTransport(std::unique_ptr<Executor> cloud, graph::TensorId final_tensor)
       : cloud_(std::move(cloud)), final_(final_tensor) {}
 
-  Status Infer(const CloudRequest& request, std::span<float> out) override {
+  Status Infer(const CloudRequest& request, std::span<float> out, CloudReply* reply) override {
+    *reply = CloudReply{};
     const int batch = cloud_->options().batch;
     const auto& inputs = cloud_->inputs();
     if (request.inputs.size() != inputs.size()) {
@@ -124,7 +125,8 @@ std::vector<WireTensor> CloudWire(const graph::Graph& g) {
     WireTensor w;
     w.name = g.tensors[t].name;
     const graph::Shape& shape = g.tensors[t].shape;
-    w.values = graph::NumElements(graph::Shape(shape.begin() + 1, shape.end()));
+    w.shape = graph::Shape(shape.begin() + 1, shape.end());
+    w.values = graph::NumElements(w.shape);
     w.bytes = 4.0 * static_cast<double>(w.values);
     if (!g.inputs.empty() && t == g.inputs[0]) {
       w.form = WireTensor::Form::kPixels;
@@ -165,7 +167,10 @@ std::vector<WireTensor> CloudWire(const graph::Graph& g) {
                : bits == 2 ? WireTensor::Form::kInt2
                : bits == 4 ? WireTensor::Form::kInt4
                            : WireTensor::Form::kInt8;
-      w.bytes = static_cast<double>(w.values) * bits / 8;
+      // Each sample starts on a byte.
+      const int64_t bytes = (w.values * bits + 7) / 8;
+      w.bytes = static_cast<double>(bytes);
+      w.quant = seen;
     }
     wire.push_back(w);
   }
@@ -174,9 +179,9 @@ std::vector<WireTensor> CloudWire(const graph::Graph& g) {
 
 HybridSession::~HybridSession() = default;
 
-Result<std::unique_ptr<HybridSession>> HybridSession::Create(std::shared_ptr<const graph::Graph> g,
-                                                             const SessionOptions& options,
-                                                             std::unique_ptr<Transport> transport) {
+Result<std::unique_ptr<HybridSession>> HybridSession::Create(
+    const std::shared_ptr<const graph::Graph>& g, const SessionOptions& options,
+    std::unique_ptr<Transport> transport) {
   if (g == nullptr) return Error("no model");
   if (options.batch < 1) return Error("batch {} is not positive", options.batch);
   std::unique_ptr<HybridSession> s(new HybridSession());
@@ -332,13 +337,31 @@ Result<std::vector<Answer>> HybridSession::Classify(std::span<const uint8_t> pix
         request.inputs.emplace_back(gathered_[k].data(), static_cast<size_t>(per * sent.size()));
       }
       const auto c0 = Clock::now();
-      HYBRID_RETURN_IF_ERROR(transport_->Infer(request, cloud_out_));
+      CloudReply reply;
+      HYBRID_RETURN_IF_ERROR(transport_->Infer(request, cloud_out_, &reply));
       cloud_ms = Ms(c0, Clock::now());
+      ++stats_.requests;
+      stats_.samples_sent += static_cast<int64_t>(sent.size());
+      stats_.attempts += reply.attempts;
+      stats_.bytes_sent += reply.bytes_sent;
+      stats_.bytes_received += reply.bytes_received;
+      stats_.call_ms += reply.call_ms;
+      stats_.server_ms += reply.server_ms;
+      if (!reply.answered) {
+        ++stats_.unanswered_requests;
+        stats_.degraded += static_cast<int64_t>(sent.size());
+      }
       for (size_t j = 0; j < sent.size(); ++j) {
         Answer& a = answers[first + sent[j]];
-        const float* row = cloud_out_.data() + j * classes_;
+        // Without the cloud's answer, the edge's own stands, flagged.
+        const float* row = reply.answered ? cloud_out_.data() + j * classes_
+                                          : probs_.data + static_cast<int64_t>(sent[j]) * classes_;
         a.label = static_cast<int>(std::max_element(row, row + classes_) - row);
         a.confidence = row[a.label];
+        if (!reply.answered) {
+          a.where = router::Decision::kEdge;
+          a.degraded = true;
+        }
       }
     }
     const double total = Ms(t0, Clock::now());

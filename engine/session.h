@@ -31,14 +31,29 @@ struct CloudRequest {
   std::vector<std::span<const float>> inputs;
 };
 
+// What one call through a transport came to.
+struct CloudReply {
+  // False when the cloud could not answer (down, unreachable, too slow, its queue full): the
+  // session then answers from the edge, flagged degraded. A request the cloud refuses as wrong (a
+  // model mismatch) is an error of Infer instead.
+  bool answered = true;
+  std::string reason;  // why it was not answered
+  int attempts = 0;    // calls made, retries on other endpoints included (0 in process)
+  // Bytes of the request and reply messages, the call's wall time, and the part of it the server
+  // reports for queueing and computing (the rest is network and encoding).
+  double bytes_sent = 0, bytes_received = 0;
+  double call_ms = 0, server_ms = 0;
+};
+
 // Carries requests to the cloud partition and its answers back: in-process (a direct call) or
 // over the network (net/).
 class Transport {
  public:
   virtual ~Transport() = default;
   // Runs the cloud partition on `request`; writes its final output, count rows of class
-  // probabilities, into `out`.
-  virtual Status Infer(const CloudRequest& request, std::span<float> out) = 0;
+  // probabilities, into `out` and what happened into `reply`. An error means the request itself
+  // is wrong; a cloud that cannot answer is reply->answered = false.
+  virtual Status Infer(const CloudRequest& request, std::span<float> out, CloudReply* reply) = 0;
 };
 
 struct SessionOptions {
@@ -61,18 +76,30 @@ struct Answer {
   float confidence = 0.f;  // its probability
   router::Decision where = router::Decision::kEdge;
   float score = 0.f;  // the router's score (higher: less confident at the edge)
+  // Meant for the cloud, which could not answer: the edge's answer (where is kEdge).
+  bool degraded = false;
   // Milliseconds of the chunk this input was in: the edge partition and router, the transport and
   // cloud partition (0 when nothing was sent), and both with the copying between them.
   double edge_ms = 0, cloud_ms = 0, total_ms = 0;
+};
+
+// What a session's transport has done so far.
+struct SessionStats {
+  int64_t requests = 0;      // calls to the transport
+  int64_t samples_sent = 0;  // inputs sent to the cloud
+  int64_t degraded = 0;      // of those, answered by the edge because the cloud could not
+  int64_t unanswered_requests = 0;
+  int64_t attempts = 0;  // network calls, retries included
+  double bytes_sent = 0, bytes_received = 0, call_ms = 0, server_ms = 0;
 };
 
 class HybridSession {
  public:
   // Plans the edge partition and, without `transport`, an in-process cloud. Every costly step
   // (planning, weight packing) happens here.
-  static Result<std::unique_ptr<HybridSession>> Create(std::shared_ptr<const graph::Graph> graph,
-                                                       const SessionOptions& options,
-                                                       std::unique_ptr<Transport> transport = {});
+  static Result<std::unique_ptr<HybridSession>> Create(
+      const std::shared_ptr<const graph::Graph>& graph, const SessionOptions& options,
+      std::unique_ptr<Transport> transport = {});
   ~HybridSession();
 
   // Classifies `count` images given as pixels (u8, NHWC, the model's input shape), normalized with
@@ -81,6 +108,8 @@ class HybridSession {
 
   // Moves the threshold of the routing policy (a new operating point); not while classifying.
   void set_threshold(float threshold) { options_.threshold = threshold; }
+
+  const SessionStats& stats() const { return stats_; }
 
   const graph::Graph& graph() const { return *graph_; }
   router::ScoreKind score_kind() const { return score_kind_; }
@@ -107,6 +136,7 @@ class HybridSession {
   std::vector<TensorView> sent_;              // per cloud input: its edge-side buffer
   std::vector<std::vector<float>> gathered_;  // per cloud input: the rows being sent
   std::vector<float> cloud_out_;
+  SessionStats stats_;
 };
 
 // One row of logits: from `logits` when it has data, else the log of `probs` (in `scratch`).
@@ -129,6 +159,9 @@ struct WireTensor {
   Form form = Form::kF32;
   int64_t values = 0;  // per sample
   double bytes = 0;    // per sample
+  graph::Shape shape;  // per sample (the tensor's shape without the batch dimension)
+  // kInt8 .. kBits: the quantization every cloud layer reading the tensor applies to it.
+  graph::Quantization quant;
 };
 std::vector<WireTensor> CloudWire(const graph::Graph& graph);
 std::string_view ToString(WireTensor::Form form);

@@ -385,6 +385,16 @@ Result<std::vector<uint8_t>> SerializeModel(const Graph& g) {
   return bytes;
 }
 
+Result<std::string> ModelFingerprint(const Graph& graph) {
+  HYBRID_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, SerializeModel(graph));
+  uint64_t h = 1469598103934665603ull;
+  for (uint8_t b : bytes) {
+    h ^= b;
+    h *= 1099511628211ull;
+  }
+  return fmt::format("{:016x}", h);
+}
+
 Status WriteModelFile(const Graph& g, const std::string& path) {
   HYBRID_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, SerializeModel(g));
   std::string tmp = path + ".tmp";

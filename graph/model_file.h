@@ -24,6 +24,10 @@ Result<Graph> LoadModelFromMemory(const void* data, size_t size);
 // Serializes a graph (validated or not) into the bytes of a model file.
 Result<std::vector<uint8_t>> SerializeModel(const Graph& graph);
 
+// A content fingerprint of the graph: 16 hex digits of a 64-bit FNV-1a hash of its serialized
+// bytes. The edge and the cloud agree on it when they load the same model, whatever file holds it.
+Result<std::string> ModelFingerprint(const Graph& graph);
+
 // Writes a model file atomically (a temporary file renamed over `path`).
 Status WriteModelFile(const Graph& graph, const std::string& path);
 

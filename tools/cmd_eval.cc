@@ -16,6 +16,7 @@
 #include "router/energy.h"
 #include "router/metrics.h"
 #include "router/router.h"
+#include "tools/cloud_options.h"
 #include "tools/commands.h"
 #include "tools/evaluation.h"
 
@@ -26,6 +27,7 @@ struct EvalArgs {
   std::string model, dataset, data_dir, coverage = "0.5,0.7,0.8,0.9", router, json, plot, energy,
                                         exit, backend = "native", cloud_backend = "onednn";
   int threads = 0, batch = 256, latency_samples = 200;
+  CloudArgs cloud;
   int64_t limit = 0;
 };
 
@@ -202,6 +204,11 @@ int RunEval(const EvalArgs& a) {
   o.batch = a.batch;
   o.limit = a.limit;
   o.progress = [](const std::string& line) { std::cerr << line << std::endl; };
+  if (!a.cloud.endpoints.empty()) {
+    o.make_transport = [&a](std::shared_ptr<const graph::Graph> g, int) {
+      return MakeCloudTransport(a.cloud, std::move(g));
+    };
+  }
   auto evaluated = EvaluateModel(a.model, o);
   if (!evaluated.ok()) return Fail(evaluated.status());
   const ModelEval& m = *evaluated;
@@ -223,7 +230,13 @@ int RunEval(const EvalArgs& a) {
   so.threads = a.threads;
   so.exit = m.exit;
   so.router = chosen == "oracle" ? m.routers[0] : chosen;
-  auto session = engine::HybridSession::Create(m.graph, so);
+  std::unique_ptr<engine::Transport> transport;
+  if (!a.cloud.endpoints.empty()) {
+    auto made = MakeCloudTransport(a.cloud, m.graph);
+    if (!made.ok()) return Fail(made.status());
+    transport = std::move(made).value();
+  }
+  auto session = engine::HybridSession::Create(m.graph, so, std::move(transport));
   if (!session.ok()) return Fail(session.status());
 
   std::cout << fmt::format(
@@ -240,6 +253,34 @@ int RunEval(const EvalArgs& a) {
         }
         return s.empty() ? std::string("nothing") : s;
       }());
+  const TransportTotals& t = m.transport;
+  nlohmann::json cloud_json = {
+      {"where", a.cloud.endpoints.empty() ? "in-process" : a.cloud.endpoints},
+      {"requests", t.requests},
+      {"samples", t.samples},
+      {"degraded_samples", t.degraded}};
+  if (!a.cloud.endpoints.empty() && t.requests > 0) {
+    // Measured on the wire: what one input cost in bytes, and the call time the server did not
+    // spend queueing and computing.
+    const double per_input = 1.0 / static_cast<double>(std::max<int64_t>(t.samples, 1));
+    const double network_ms = std::max(0.0, t.call_ms - t.server_ms);
+    std::cout << fmt::format(
+        "cloud at {}: {} requests ({} attempts) for {} inputs; per input {:.0f} bytes sent, {:.0f} "
+        "received, {:.3f} ms on the network (calls {:.1f} ms - server {:.1f} ms per request); "
+        "degraded {} inputs (the edge answered)\n",
+        a.cloud.endpoints, t.requests, t.attempts, t.samples, t.bytes_sent * per_input,
+        t.bytes_received * per_input, network_ms * per_input,
+        t.call_ms / static_cast<double>(t.requests), t.server_ms / static_cast<double>(t.requests),
+        t.degraded);
+    cloud_json["attempts"] = t.attempts;
+    cloud_json["bytes_sent_per_input"] = t.bytes_sent * per_input;
+    cloud_json["bytes_received_per_input"] = t.bytes_received * per_input;
+    cloud_json["network_ms_per_input"] = network_ms * per_input;
+    cloud_json["call_ms_per_request"] = t.call_ms / static_cast<double>(t.requests);
+    cloud_json["server_ms_per_request"] = t.server_ms / static_cast<double>(t.requests);
+  } else if (t.degraded > 0) {
+    std::cout << fmt::format("degraded {} inputs (the edge answered)\n", t.degraded);
+  }
   std::string radios;
   for (const auto& r : table->radios) radios += fmt::format(" {:>9}", "+" + r.name);
   std::cout << fmt::format("{:>6} {:>8} {:>8} {:>8} {:>10} {:>11} {}  {:>8} {:>13} {:>13} {:>13}\n",
@@ -254,6 +295,8 @@ int RunEval(const EvalArgs& a) {
   j["cloud_only_accuracy"] = cloud_only;
   j["fp32_edge_energy_uj"] = fp32_uj;
   j["router"] = chosen;
+  j["cloud"] = cloud_json;
+  j["cloud_predictions"] = m.test.cloud_label;
   j["points"] = nlohmann::json::array();
   for (double c : *coverages) {
     const float threshold = Calibrate(m, chosen, c);
@@ -366,6 +409,7 @@ void RegisterEval(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--limit", a->limit, "Evaluate on the first N test samples only")
       ->check(CLI::NonNegativeNumber);
+  AddCloudOptions(cmd, &a->cloud);
   cmd->add_option("--latency-samples", a->latency_samples,
                   "Inputs timed one by one per operating point (0: no timing)")
       ->check(CLI::Range(0, 100000));

@@ -48,8 +48,14 @@ int Inspect(const std::string& path, const std::string& json_path) {
     return 1;
   }
   auto shapes = graph::InferShapes(*g, 1);
-  std::cout << fmt::format("model      {}\nfile       {} (format version {})\n", g->name, path,
-                           graph::kModelFormatVersion);
+  auto version = graph::ModelFingerprint(*g);
+  if (!version.ok()) {
+    std::cerr << "error: " << version.message() << "\n";
+    return 1;
+  }
+  std::cout << fmt::format(
+      "model      {}\nversion    {} (content fingerprint)\nfile       {} (format version {})\n",
+      g->name, *version, path, graph::kModelFormatVersion);
   if (!g->dataset.empty()) std::cout << fmt::format("dataset    {}\n", g->dataset);
   for (graph::TensorId t : g->inputs) {
     std::cout << fmt::format("input      {} {}\n", g->tensors[t].name,
@@ -87,6 +93,7 @@ int Inspect(const std::string& path, const std::string& json_path) {
   if (!json_path.empty()) {
     nlohmann::json j;
     j["model"] = g->name;
+    j["version"] = *version;
     j["file"] = path;
     j["format_version"] = graph::kModelFormatVersion;
     j["dataset"] = g->dataset;

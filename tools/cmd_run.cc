@@ -11,6 +11,7 @@
 #include "data/dataset.h"
 #include "engine/executor.h"
 #include "graph/model_file.h"
+#include "tools/cloud_options.h"
 #include "tools/commands.h"
 
 namespace hybrid::tools {
@@ -22,6 +23,7 @@ struct RunArgs {
   bool all = false, no_fallback = false;
   int threads = 0, batch = 64, top = 3;
   int64_t limit = 0;
+  CloudArgs cloud;
 };
 
 // The outputs worth scoring as classifiers: the exits and the final classifier (not router scores
@@ -100,7 +102,27 @@ int Run(const RunArgs& a) {
   options.threads = a.threads;
   options.batch = a.all ? static_cast<int>(std::min<int64_t>(a.batch, total)) : 1;
   auto outputs = Classifiers(*g);
-  for (const graph::NamedOutput* o : outputs) options.outputs.push_back(o->name);
+  // With --cloud the final classifier runs on the servers: plan the edge partition and what it
+  // sends.
+  const bool remote = !a.cloud.endpoints.empty();
+  const std::vector<engine::WireTensor> wire = engine::CloudWire(*g);
+  for (const graph::NamedOutput* o : outputs) {
+    if (!remote || o->kind != graph::OutputKind::kFinal) options.outputs.push_back(o->name);
+  }
+  std::unique_ptr<engine::Transport> transport;
+  int64_t final_classes = 0;
+  if (remote) {
+    options.scope = engine::Scope::kEdge;
+    for (const engine::WireTensor& w : wire) {
+      if (w.form != engine::WireTensor::Form::kPixels) options.outputs.push_back(w.name);
+    }
+    auto made = MakeCloudTransport(a.cloud, g);
+    if (!made.ok()) return Fail(made.status());
+    transport = std::move(made).value();
+    for (const graph::NamedOutput* o : outputs) {
+      if (o->kind == graph::OutputKind::kFinal) final_classes = g->tensors[o->tensor].shape.back();
+    }
+  }
   auto ex = engine::Executor::Create(g, options);
   if (!ex.ok()) return Fail(ex.status());
   auto image = CheckInput(*g, **ex, *ds);
@@ -113,28 +135,55 @@ int Run(const RunArgs& a) {
   engine::TensorView input = (*ex)->Tensor(*image);
   nlohmann::json j = {
       {"model", a.model}, {"dataset", dataset}, {"split", a.split}, {"backend", a.backend}};
+  if (remote) j["cloud"] = a.cloud.endpoints;
+  std::vector<float> cloud_probs(static_cast<size_t>(options.batch * final_classes));
+  // Runs the edge (or the whole model) on the filled batch, and the cloud through the servers.
+  const auto run_batch = [&](int64_t count) -> Status {
+    HYBRID_RETURN_IF_ERROR((*ex)->Run());
+    if (!remote) return Status::Ok();
+    engine::CloudRequest request;
+    request.count = static_cast<int>(count);
+    for (const engine::WireTensor& w : wire) {
+      const engine::TensorView v = w.form == engine::WireTensor::Form::kPixels
+                                       ? input
+                                       : (*ex)->Tensor(g->FindTensor(w.name));
+      request.inputs.emplace_back(v.data, static_cast<size_t>(v.size() / options.batch * count));
+    }
+    engine::CloudReply reply;
+    HYBRID_RETURN_IF_ERROR(transport->Infer(request, cloud_probs, &reply));
+    if (!reply.answered) return Error("the cloud did not answer: {}", reply.reason);
+    return Status::Ok();
+  };
+  // Output k's scores for sample i of the batch.
+  const auto row = [&](size_t k, int64_t i) -> const float* {
+    if (remote && outputs[k]->kind == graph::OutputKind::kFinal) {
+      return cloud_probs.data() + i * final_classes;
+    }
+    const engine::TensorView v = (*ex)->Tensor(outputs[k]->tensor);
+    return v.data + i * (v.size() / options.batch);
+  };
 
   if (!a.all) {
     FillBatch(*g, *ds, a.index, 1, input);
-    if (Status s = (*ex)->Run(); !s.ok()) return Fail(s);
+    if (Status s = run_batch(1); !s.ok()) return Fail(s);
     int label = ds->labels[a.index];
     std::cout << fmt::format("sample {} of {} {}: label {} ({})\n", a.index, dataset, a.split,
                              label, ClassName(*g, *ds, label));
     j["index"] = a.index;
     j["label"] = label;
-    for (const graph::NamedOutput* out : outputs) {
-      const graph::NamedOutput& o = *out;
-      engine::TensorView v = (*ex)->Tensor(o.tensor);
-      std::vector<int> order(v.size());
+    for (size_t out = 0; out < outputs.size(); ++out) {
+      const graph::NamedOutput& o = *outputs[out];
+      const float* scores = row(out, 0);
+      std::vector<int> order(static_cast<size_t>(g->tensors[o.tensor].shape.back()));
       std::iota(order.begin(), order.end(), 0);
       int k = std::min<int>(a.top, static_cast<int>(order.size()));
       std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                        [&](int x, int y) { return v.data[x] > v.data[y]; });
+                        [&](int x, int y) { return scores[x] > scores[y]; });
       std::string tops;
       nlohmann::json jt = nlohmann::json::array();
       for (int i = 0; i < k; ++i) {
-        tops += fmt::format("  {}={:.4f}", ClassName(*g, *ds, order[i]), v.data[order[i]]);
-        jt.push_back({{"class", order[i]}, {"score", v.data[order[i]]}});
+        tops += fmt::format("  {}={:.4f}", ClassName(*g, *ds, order[i]), scores[order[i]]);
+        jt.push_back({{"class", order[i]}, {"score", scores[order[i]]}});
       }
       std::cout << fmt::format("{:<10} ({:<6}) class {} ({}){}\n", o.name, graph::ToString(o.kind),
                                order[0], ClassName(*g, *ds, order[0]), tops);
@@ -157,13 +206,12 @@ int Run(const RunArgs& a) {
     for (int64_t first = 0; first < total; first += options.batch) {
       int64_t count = std::min<int64_t>(options.batch, total - first);
       FillBatch(*g, *ds, first, count, input);
-      if (Status s = (*ex)->Run(); !s.ok()) return Fail(s);
+      if (Status s = run_batch(count); !s.ok()) return Fail(s);
       for (size_t k = 0; k < outputs.size(); ++k) {
-        engine::TensorView v = (*ex)->Tensor(outputs[k]->tensor);
-        int64_t classes = v.size() / options.batch;
+        const int64_t classes = g->tensors[outputs[k]->tensor].shape.back();
         for (int64_t i = 0; i < count; ++i) {
-          const float* row = v.data + i * classes;
-          int64_t pred = std::max_element(row, row + classes) - row;
+          const float* scores = row(k, i);
+          int64_t pred = std::max_element(scores, scores + classes) - scores;
           correct[k] += pred == ds->labels[first + i];
           predicted[i * outputs.size() + k] = pred;
         }
@@ -246,6 +294,7 @@ void RegisterRun(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_option("--json", a->json, "also write the results as JSON to this file");
+  AddCloudOptions(cmd, &a->cloud);
   cmd->add_option("--predictions", a->predictions,
                   "with --all, write each sample's class per output to this CSV file")
       ->needs(all);

@@ -10,6 +10,7 @@ void RegisterInspect(CLI::App& app, int& exit_code);
 void RegisterRun(CLI::App& app, int& exit_code);
 void RegisterEval(CLI::App& app, int& exit_code);
 void RegisterExplore(CLI::App& app, int& exit_code);
+void RegisterServe(CLI::App& app, int& exit_code);
 // The options and callback of `hybrid train` on `cmd`: the top-level app of hybrid-train.
 void AddTrainCommand(CLI::App* cmd, int& exit_code);
 inline constexpr const char* kTrainDescription =

@@ -22,9 +22,9 @@ const graph::NamedOutput* FinalOutput(const graph::Graph& g) {
 
 // Runs both partitions over `indices` of `ds` in batches; fills per-sample correctness and scores.
 Status RunSplit(const ModelEval& m, const data::Dataset& ds, const std::vector<int64_t>& indices,
-                engine::Executor& edge, engine::Executor* cloud,
+                engine::Executor& edge, engine::Transport* cloud,
                 const router::LearnedRouter* learned, const std::string& what, const EvalOptions& o,
-                SplitResults* out) {
+                SplitResults* out, TransportTotals* totals) {
   const graph::Graph& g = *m.graph;
   const int batch = edge.options().batch;
   const graph::TensorId image = g.inputs[0];
@@ -37,8 +37,12 @@ Status RunSplit(const ModelEval& m, const data::Dataset& ds, const std::vector<i
   engine::TensorView pooled;
   if (learned != nullptr && learned->pooled())
     pooled = edge.Tensor(g.FindOutput("edge.pooled")->tensor);
-  engine::TensorView cloud_probs;
-  if (cloud != nullptr) cloud_probs = cloud->Tensor(FinalOutput(g)->tensor);
+  std::vector<float> cloud_probs(static_cast<size_t>(batch) * classes);
+  // What the cloud reads, from the edge's buffers (the image itself for a selective model).
+  std::vector<engine::TensorView> sent;
+  for (const engine::WireTensor& w : m.wire) {
+    sent.push_back(g.FindTensor(w.name) == image ? in : edge.Tensor(g.FindTensor(w.name)));
+  }
   const int64_t n = static_cast<int64_t>(indices.size());
   const int64_t per = ds.image_size();
   for (const char* r : {"maxprob", "entropy", "margin", "learned"}) {
@@ -52,13 +56,22 @@ Status RunSplit(const ModelEval& m, const data::Dataset& ds, const std::vector<i
     }
     std::fill(in.data + count * per, in.data + in.size(), 0.f);
     HYBRID_RETURN_IF_ERROR(edge.Run());
+    engine::CloudReply reply;
     if (cloud != nullptr) {
-      for (graph::TensorId t : cloud->inputs()) {
-        const engine::TensorView src = t == image ? in : edge.Tensor(t);
-        const engine::TensorView dst = cloud->Tensor(t);
-        std::memcpy(dst.data, src.data, sizeof(float) * static_cast<size_t>(dst.size()));
+      engine::CloudRequest request;
+      request.count = static_cast<int>(count);
+      for (const engine::TensorView& v : sent) {
+        request.inputs.emplace_back(v.data, static_cast<size_t>(v.size() / batch * count));
       }
-      HYBRID_RETURN_IF_ERROR(cloud->Run());
+      HYBRID_RETURN_IF_ERROR(cloud->Infer(request, cloud_probs, &reply).WithContext(what));
+      ++totals->requests;
+      totals->samples += count;
+      totals->attempts += reply.attempts;
+      totals->bytes_sent += reply.bytes_sent;
+      totals->bytes_received += reply.bytes_received;
+      totals->call_ms += reply.call_ms;
+      totals->server_ms += reply.server_ms;
+      if (!reply.answered) totals->degraded += count;
     }
     for (int64_t i = 0; i < count; ++i) {
       const int32_t label = ds.labels[indices[first + i]];
@@ -69,8 +82,13 @@ Status RunSplit(const ModelEval& m, const data::Dataset& ds, const std::vector<i
       out->labels.push_back(label);
       out->edge_right.push_back(argmax(row) == label);
       if (cloud != nullptr) {
-        out->cloud_right.push_back(
-            argmax(std::span<const float>(cloud_probs.data + i * classes, classes)) == label);
+        // Without the cloud's answer the edge's stands, as in a session.
+        const int32_t c =
+            reply.answered
+                ? argmax(std::span<const float>(cloud_probs.data() + i * classes, classes))
+                : argmax(row);
+        out->cloud_label.push_back(c);
+        out->cloud_right.push_back(c == label);
       }
       const auto z = engine::LogitsRow(logits, probs, classes, static_cast<int>(i), &scratch);
       out->scores["maxprob"].push_back(router::MaxProbScore(z));
@@ -191,13 +209,13 @@ Result<ModelEval> EvaluateModel(const std::string& path, const EvalOptions& o) {
     if (w.form != engine::WireTensor::Form::kPixels) eo.outputs.push_back(w.name);
   }
   HYBRID_ASSIGN_OR_RETURN(auto edge, engine::Executor::Create(m.graph, eo));
-  engine::PlanOptions co;
-  co.backend = o.cloud_backend;
-  co.batch = o.batch;
-  co.threads = o.threads;
-  co.scope = engine::Scope::kCloud;
-  co.outputs = {final_out->name};
-  HYBRID_ASSIGN_OR_RETURN(auto cloud, engine::Executor::Create(m.graph, co));
+  std::unique_ptr<engine::Transport> cloud;
+  if (o.make_transport) {
+    HYBRID_ASSIGN_OR_RETURN(cloud, o.make_transport(m.graph, o.batch));
+  } else {
+    HYBRID_ASSIGN_OR_RETURN(
+        cloud, engine::MakeInProcessTransport(m.graph, o.cloud_backend, o.batch, o.threads));
+  }
 
   const HeldOut held = HeldOutOf(g);
   if (!held.from_recipe && o.progress) {
@@ -208,12 +226,12 @@ Result<ModelEval> EvaluateModel(const std::string& path, const EvalOptions& o) {
   }
   const data::HeldOutSplit split = data::SplitHeldOut(train.count, held.seed, held.count);
   HYBRID_RETURN_IF_ERROR(RunSplit(m, train, split.held_out, *edge, cloud.get(), learned.get(),
-                                  "validation", o, &m.validation));
+                                  "validation", o, &m.validation, &m.transport));
   std::vector<int64_t> test(m.test_set.count);
   for (int64_t i = 0; i < m.test_set.count; ++i) test[i] = i;
   if (o.limit > 0 && o.limit < m.test_set.count) test.resize(o.limit);
-  HYBRID_RETURN_IF_ERROR(
-      RunSplit(m, m.test_set, test, *edge, cloud.get(), learned.get(), "test", o, &m.test));
+  HYBRID_RETURN_IF_ERROR(RunSplit(m, m.test_set, test, *edge, cloud.get(), learned.get(), "test", o,
+                                  &m.test, &m.transport));
   return m;
 }
 

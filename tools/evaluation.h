@@ -25,12 +25,25 @@ struct EvalOptions {
   int threads = 0, batch = 256;
   int64_t limit = 0;  // > 0: the first `limit` test samples only
   std::function<void(const std::string&)> progress;
+  // Makes the transport to the cloud partition for requests of up to `batch` samples; empty: the
+  // cloud in this process on `cloud_backend`.
+  std::function<Result<std::unique_ptr<engine::Transport>>(
+      std::shared_ptr<const graph::Graph> graph, int batch)>
+      make_transport;
+};
+
+// What the transport carried during an evaluation.
+struct TransportTotals {
+  int64_t requests = 0, samples = 0, attempts = 0;
+  int64_t degraded = 0;  // samples the cloud did not answer: the edge's answer stands
+  double bytes_sent = 0, bytes_received = 0, call_ms = 0, server_ms = 0;
 };
 
 // Per-sample results on one split.
 struct SplitResults {
   std::vector<int32_t> labels;
   std::vector<uint8_t> edge_right, cloud_right;
+  std::vector<int32_t> cloud_label;  // the cloud's class per sample (the edge's when degraded)
   std::map<std::string, std::vector<float>> scores;  // by router: maxprob, entropy, margin, learned
   router::Outcomes For(const std::string& router) const;
 };
@@ -43,7 +56,8 @@ struct ModelEval {
   router::Costs costs;
   std::vector<engine::WireTensor> wire;
   SplitResults validation, test;
-  data::Dataset test_set;  // for latency measurements
+  TransportTotals transport;  // both splits
+  data::Dataset test_set;     // for latency measurements
 };
 
 // Runs the model's edge and cloud partitions on every validation and test sample.

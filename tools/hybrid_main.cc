@@ -24,6 +24,7 @@ int Main(int argc, char** argv) {
   hybrid::tools::RegisterRun(app, exit_code);
   hybrid::tools::RegisterEval(app, exit_code);
   hybrid::tools::RegisterExplore(app, exit_code);
+  hybrid::tools::RegisterServe(app, exit_code);
   // Listed here for --help; main hands `hybrid train ...` to hybrid-train before parsing.
   app.add_subcommand("train", std::string(hybrid::tools::kTrainDescription) +
                                   " Run 'hybrid train --help' for its options.")

@@ -41,10 +41,11 @@ typedef enum hybrid_status {
   HYBRID_NOT_FOUND = 2,        /* a model file that cannot be opened, an output the model lacks */
   HYBRID_INVALID_MODEL = 3,    /* a model file that is corrupt, truncated or of another format */
   HYBRID_UNSUPPORTED = 4,      /* a model this build cannot run with the options given */
-  HYBRID_UNAVAILABLE = 5,      /* the cloud could not be reached or did not answer */
+  HYBRID_UNAVAILABLE = 5,      /* returned by a transport whose cloud could not answer */
   HYBRID_BUSY = 6,             /* a session or cloud called from a second thread while running */
   HYBRID_OUT_OF_MEMORY = 7,
-  HYBRID_INTERNAL = 8 /* a bug in hybrid: please report it with the message */
+  HYBRID_INTERNAL = 8, /* a bug in hybrid: please report it with the message */
+  HYBRID_REFUSED = 9   /* the cloud refused the request (another model version, a wrong token) */
 } hybrid_status;
 
 /* The library's version, "MAJOR.MINOR.PATCH" (compare with HYBRID_VERSION_STRING, the headers'). */
@@ -148,8 +149,9 @@ HYBRID_API hybrid_status hybrid_options_set_abstain(hybrid_options* options, int
 
 /* Runs the cloud partition for `count` samples: inputs[i] holds count * sizes[i] floats of cloud
    input i (hybrid_model_cloud_input); the function writes count * classes probabilities to
-   `probabilities` and returns HYBRID_OK, or an error status (HYBRID_UNAVAILABLE when the cloud
-   cannot be reached) that the classify call returns. */
+   `probabilities` and returns HYBRID_OK. HYBRID_UNAVAILABLE says the cloud could not answer (down,
+   unreachable, too slow): the session then answers those inputs from the edge, flagged degraded.
+   Any other status is an error that the classify call returns. */
 typedef hybrid_status (*hybrid_transport_fn)(void* user_data, int32_t count, int32_t num_inputs,
                                              const float* const* inputs, const int64_t* sizes,
                                              float* probabilities, int32_t classes);
@@ -164,12 +166,29 @@ HYBRID_API void hybrid_transport_error(const char* message);
 HYBRID_API hybrid_status hybrid_options_set_transport(hybrid_options* options,
                                                       hybrid_transport_fn fn, void* user_data);
 
+/* Sends the cloud's inputs over gRPC to hybrid servers (`hybrid serve`, or a load balancer in
+   front of them) at "HOST:PORT[,HOST:PORT...]", in their compact wire form, each request with a
+   deadline of `deadline_ms` (0: 2000) and retried on the next endpoint; when none answers, the
+   session answers from the edge, flagged degraded. NULL or "" restores the in-process cloud. A
+   transport set with hybrid_options_set_transport takes precedence. */
+HYBRID_API hybrid_status hybrid_options_set_cloud(hybrid_options* options, const char* endpoints,
+                                                  int32_t deadline_ms);
+
+/* The bearer token the servers require (NULL or "": none). */
+HYBRID_API hybrid_status hybrid_options_set_cloud_token(hybrid_options* options, const char* token);
+
+/* Talks TLS to the servers, trusting the CA certificate in `ca_file` (PEM); `cert_file` and
+   `key_file` (PEM, or NULL) give a client certificate to servers that require one. NULL ca_file
+   turns TLS off. The files are read when a session is created. */
+HYBRID_API hybrid_status hybrid_options_set_cloud_tls(hybrid_options* options, const char* ca_file,
+                                                      const char* cert_file, const char* key_file);
+
 /* ---- Sessions ---- */
 
 typedef struct hybrid_session hybrid_session;
 
 typedef enum hybrid_where {
-  HYBRID_EDGE = 0,   /* answered by the edge partition */
+  HYBRID_EDGE = 0,   /* answered by the edge partition (also when the cloud could not answer) */
   HYBRID_CLOUD = 1,  /* answered by the cloud partition */
   HYBRID_ABSTAIN = 2 /* not answered (abstaining above the threshold) */
 } hybrid_where;
@@ -179,6 +198,7 @@ typedef struct hybrid_answer {
   float confidence; /* its probability */
   int32_t where;    /* a hybrid_where */
   float score;      /* the router's score (higher: less confident at the edge) */
+  int32_t degraded; /* nonzero: meant for the cloud, which could not answer; the edge's answer */
   /* Milliseconds of the batch this input was in: the edge partition and router; the transport and
      cloud partition (0 when nothing was sent); and both with the copying between them. */
   double edge_ms, cloud_ms, total_ms;

@@ -195,7 +195,9 @@ struct CloudRequest {
   std::vector<int64_t> values_per_sample;
 };
 
-// Runs the cloud partition for a request and writes count * classes probabilities.
+// Runs the cloud partition for a request and writes count * classes probabilities. An error with
+// HYBRID_UNAVAILABLE makes the session answer from the edge, flagged degraded; any other error
+// fails the classify call.
 using Transport =
     std::function<Expected<void>(const CloudRequest& request, float* probabilities, int classes)>;
 
@@ -208,7 +210,14 @@ struct SessionOptions {
   std::string router;     // learned, entropy, maxprob or margin; empty: the model's own
   float threshold = 0.f;  // scores at or below stay at the edge (+inf: all, -inf: none)
   bool abstain = false;   // above the threshold: no answer instead of the cloud's
-  Transport transport;    // empty: the cloud partition in this process
+  Transport transport;    // empty: the cloud partition in this process (or `cloud`)
+  // Hybrid servers to reach over gRPC, "HOST:PORT[,HOST:PORT...]"; empty: in this process. When
+  // none answers within the deadline the edge answers, flagged degraded.
+  std::string cloud;
+  int cloud_deadline_ms = 0;                  // per request; 0: 2000
+  std::string cloud_token;                    // bearer token the servers require
+  std::string cloud_tls_ca;                   // PEM file: TLS, trusting this CA
+  std::string cloud_tls_cert, cloud_tls_key;  // PEM files: a client certificate
 };
 
 enum class Where { kEdge = HYBRID_EDGE, kCloud = HYBRID_CLOUD, kAbstain = HYBRID_ABSTAIN };
@@ -217,7 +226,8 @@ struct Answer {
   int label = -1;          // the class answered, -1 when abstaining
   float confidence = 0.f;  // its probability
   Where where = Where::kEdge;
-  float score = 0.f;  // the router's score (higher: less confident at the edge)
+  float score = 0.f;      // the router's score (higher: less confident at the edge)
+  bool degraded = false;  // meant for the cloud, which could not answer: the edge's answer
   // Milliseconds of the batch this input was in: edge partition and router, transport and cloud,
   // and the whole.
   double edge_ms = 0, cloud_ms = 0, total_ms = 0;
@@ -247,6 +257,17 @@ class Options {
     if (code == HYBRID_OK) code = hybrid_options_set_threshold(o_, s.threshold);
     if (code == HYBRID_OK) code = hybrid_options_set_abstain(o_, s.abstain ? 1 : 0);
     if (code == HYBRID_OK) code = hybrid_options_set_transport(o_, fn, user);
+    if (code == HYBRID_OK && !s.cloud.empty()) {
+      code = hybrid_options_set_cloud(o_, s.cloud.c_str(), s.cloud_deadline_ms);
+    }
+    if (code == HYBRID_OK && !s.cloud_token.empty()) {
+      code = hybrid_options_set_cloud_token(o_, s.cloud_token.c_str());
+    }
+    if (code == HYBRID_OK && !s.cloud_tls_ca.empty()) {
+      code = hybrid_options_set_cloud_tls(
+          o_, s.cloud_tls_ca.c_str(), s.cloud_tls_cert.empty() ? nullptr : s.cloud_tls_cert.c_str(),
+          s.cloud_tls_key.empty() ? nullptr : s.cloud_tls_key.c_str());
+    }
     return Check(code);
   }
   const hybrid_options* get() const { return o_; }
@@ -306,9 +327,9 @@ class Session {
     if (code != HYBRID_OK) return detail::LastError(code);
     std::vector<Answer> out(raw.size());
     for (size_t i = 0; i < raw.size(); ++i) {
-      out[i] = {raw[i].label,   raw[i].confidence, static_cast<Where>(raw[i].where),
-                raw[i].score,   raw[i].edge_ms,    raw[i].cloud_ms,
-                raw[i].total_ms};
+      out[i] = {raw[i].label,    raw[i].confidence,    static_cast<Where>(raw[i].where),
+                raw[i].score,    raw[i].degraded != 0, raw[i].edge_ms,
+                raw[i].cloud_ms, raw[i].total_ms};
     }
     return out;
   }

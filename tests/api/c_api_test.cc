@@ -18,6 +18,8 @@
 #include "data/dataset.h"
 #include "engine/executor.h"
 #include "graph/model_file.h"
+#include "net/log.h"
+#include "net/server.h"
 
 namespace {
 
@@ -237,12 +239,22 @@ TEST(CApi, CustomTransportToACloudGivesTheInProcessAnswers) {
   const auto answers = Classify(s.get());
   ExpectSameAnswers(answers, reference);
   EXPECT_EQ(call.samples, kImages);
-  // A cloud that cannot be reached: the transport's status comes back with a message.
+  // A cloud that cannot be reached: the edge answers, flagged degraded.
   call.fail_with = HYBRID_UNAVAILABLE;
+  const std::vector<int> exit = EngineClasses("exit1");
+  const auto degraded = Classify(s.get());
+  for (int i = 0; i < kImages; ++i) {
+    EXPECT_EQ(degraded[i].where, HYBRID_EDGE);
+    EXPECT_EQ(degraded[i].degraded, 1);
+    EXPECT_EQ(degraded[i].label, exit[i]);
+    EXPECT_EQ(reference[i].degraded, 0);
+  }
+  // Any other status from the transport fails the call.
+  call.fail_with = HYBRID_INTERNAL;
   std::vector<hybrid_answer> out(kImages);
   EXPECT_FAILS(
       hybrid_session_classify(s.get(), Pixels().data(), Pixels().size(), kImages, out.data()),
-      HYBRID_UNAVAILABLE, "transport returned HYBRID_UNAVAILABLE");
+      HYBRID_INTERNAL, "transport returned HYBRID_INTERNAL");
   // A transport whose own hybrid call failed passes that call's message on.
   call.fail_with = HYBRID_OK;
   call.cloud = reinterpret_cast<hybrid_cloud*>(m.get());
@@ -252,6 +264,55 @@ TEST(CApi, CustomTransportToACloudGivesTheInProcessAnswers) {
   // The session recovers once the cloud is back.
   call.cloud = cloud.get();
   ExpectSameAnswers(Classify(s.get()), reference);
+}
+
+TEST(CApi, TheCloudOverTheNetworkGivesTheInProcessAnswers) {
+  hybrid::net::SetLogLevel("warn");
+  hybrid::net::ServerOptions so;
+  so.models = {kModel};
+  so.host = "127.0.0.1";
+  so.grpc_port = 0;
+  so.http_port = -1;
+  so.token = "t0ken";
+  auto server = hybrid::net::CloudServer::Start(so);
+  ASSERT_TRUE(server.ok()) << server.message();
+  const std::string endpoint = "127.0.0.1:" + std::to_string((*server)->grpc_port());
+  Model m = Load();
+  Options local = MakeOptions(0.3f);
+  const auto reference = Classify(MakeSession(m.get(), local.get()).get());
+  Options remote = MakeOptions(0.3f);
+  ASSERT_OK(hybrid_options_set_cloud(remote.get(), endpoint.c_str(), 5000));
+  ASSERT_OK(hybrid_options_set_cloud_token(remote.get(), "t0ken"));
+  Session s = MakeSession(m.get(), remote.get());
+  ExpectSameAnswers(Classify(s.get()), reference);
+  // A wrong token is refused, not degraded.
+  ASSERT_OK(hybrid_options_set_cloud_token(remote.get(), "wrong"));
+  Session refused = MakeSession(m.get(), remote.get());
+  std::vector<hybrid_answer> out(kImages);
+  EXPECT_FAILS(
+      hybrid_session_classify(refused.get(), Pixels().data(), Pixels().size(), kImages, out.data()),
+      HYBRID_REFUSED, "UNAUTHENTICATED");
+  // The server gone: the edge answers what was meant for the cloud, flagged.
+  (*server)->Shutdown();
+  const auto degraded = Classify(s.get());
+  int flagged = 0;
+  for (int i = 0; i < kImages; ++i) {
+    EXPECT_EQ(degraded[i].where, HYBRID_EDGE);
+    flagged += degraded[i].degraded;
+    EXPECT_EQ(degraded[i].degraded != 0, reference[i].where == HYBRID_CLOUD) << i;
+  }
+  EXPECT_GT(flagged, 0);
+  // Bad endpoints are refused when set.
+  EXPECT_FAILS(hybrid_options_set_cloud(remote.get(), "nohost", 0), HYBRID_INVALID_ARGUMENT,
+               "not HOST:PORT");
+  EXPECT_FAILS(hybrid_options_set_cloud(remote.get(), endpoint.c_str(), -1),
+               HYBRID_INVALID_ARGUMENT, "deadline_ms is negative");
+  EXPECT_FAILS(hybrid_options_set_cloud_tls(remote.get(), nullptr, "c.pem", "k.pem"),
+               HYBRID_INVALID_ARGUMENT, "needs TLS");
+  ASSERT_OK(hybrid_options_set_cloud_tls(remote.get(), "/nonexistent/ca.pem", nullptr, nullptr));
+  hybrid_session* none = nullptr;
+  EXPECT_FAILS(hybrid_session_create(m.get(), remote.get(), &none), HYBRID_INVALID_ARGUMENT,
+               "cannot read the CA certificate '/nonexistent/ca.pem'");
 }
 
 TEST(CApi, ModelsFromMemoryAlignedOrNotGiveTheFileAnswers) {

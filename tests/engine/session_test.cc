@@ -106,6 +106,60 @@ TEST(HybridSession, SplitNetworkAnswersAsThePartitionsByHand) {
   EXPECT_EQ(wire[0].bytes, 8 * 8 * 4 * 4);
 }
 
+// A transport whose cloud is down for the requests it is told to drop.
+class FlakyTransport : public Transport {
+ public:
+  FlakyTransport(std::unique_ptr<Transport> cloud, int* drop)
+      : cloud_(std::move(cloud)), drop_(drop) {}
+  Status Infer(const CloudRequest& request, std::span<float> out, CloudReply* reply) override {
+    if (*drop_ > 0) {
+      --*drop_;
+      *reply = CloudReply{};
+      reply->answered = false;
+      reply->reason = "down";
+      return Status::Ok();
+    }
+    return cloud_->Infer(request, out, reply);
+  }
+
+ private:
+  std::unique_ptr<Transport> cloud_;
+  int* drop_;
+};
+
+TEST(HybridSession, ACloudThatCannotAnswerLeavesTheEdgesAnswersFlagged) {
+  auto g = std::make_shared<const graph::Graph>(graph::testing::TinyHybridGraph());
+  const int n = 20;
+  const std::vector<uint8_t> pixels = Pixels(n * 64, 3);
+  auto whole = RunWhole(g, pixels, n, {"exit", "final"});
+  const TensorView exit = whole->Tensor(g->FindOutput("exit")->tensor),
+                   final = whole->Tensor(g->FindOutput("final")->tensor);
+  SessionOptions o;
+  o.edge_backend = o.cloud_backend = "ref";
+  o.batch = 5;  // four requests, everything sent
+  o.threshold = -std::numeric_limits<float>::infinity();
+  auto cloud = MakeInProcessTransport(g, "ref", o.batch, 1);
+  ASSERT_TRUE(cloud.ok());
+  int drop = 2;  // the first two requests
+  auto session = HybridSession::Create(
+      g, o, std::make_unique<FlakyTransport>(std::move(cloud).value(), &drop));
+  ASSERT_TRUE(session.ok()) << session.message();
+  auto answers = (*session)->Classify(pixels, n);
+  ASSERT_TRUE(answers.ok()) << answers.message();
+  for (int i = 0; i < n; ++i) {
+    const Answer& a = (*answers)[i];
+    const bool dropped = i < 2 * o.batch;
+    EXPECT_EQ(a.degraded, dropped) << i;
+    EXPECT_EQ(a.where, dropped ? router::Decision::kEdge : router::Decision::kCloud) << i;
+    EXPECT_EQ(a.label, dropped ? ArgMax(exit.data + i * 3, 3) : ArgMax(final.data + i * 3, 3)) << i;
+  }
+  const SessionStats& stats = (*session)->stats();
+  EXPECT_EQ(stats.requests, 4);
+  EXPECT_EQ(stats.samples_sent, n);
+  EXPECT_EQ(stats.unanswered_requests, 2);
+  EXPECT_EQ(stats.degraded, 2 * o.batch);
+}
+
 // A selective-query model: an edge model and a cloud model on the image, a learned router on the
 // edge's probabilities and pooled features.
 std::shared_ptr<const graph::Graph> SelectiveModel() {
