@@ -21,7 +21,10 @@ libdir=$(dirname "$(find "$tmp/prefix" -name 'libhybrid.so' | head -1)")
 if nm -D --defined-only "$libdir/libhybrid.so" | awk '{print $3}' | grep -v '^hybrid_'; then
   fail "libhybrid.so exports symbols outside the C API"
 fi
-if ldd "$libdir/libhybrid.so" | grep -E 'torch|c10'; then fail "libhybrid.so needs libtorch"; fi
+# (library names only: load addresses in ldd's output may contain "c10")
+if ldd "$libdir/libhybrid.so" | awk '{print $1}' | grep -E '^lib(torch|c10)'; then
+  fail "libhybrid.so needs libtorch"
+fi
 zcat "$images" > "$tmp/images.idx"
 
 # The reference: hybrid run, one sample per batch as the applications run them.
