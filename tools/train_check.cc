@@ -41,21 +41,49 @@ Status CheckExport(const train::Trained& t, const std::string& path, int count, 
       return Error("output '{}': the engine computes {} values, the trainer {}", o.name, got.size(),
                    expected.numel());
     }
+    // Per sample: an activation quantized to k bits right at a rounding boundary may land on the
+    // other level when f32 arithmetic before it runs in another order (libtorch's, the engine's).
+    // Such a flip moves one sample's outputs a little; a wrong export moves every sample's.
     const float* e = expected.data_ptr<float>();
-    double scale = 1, worst = 0;
+    const int64_t per = got.size() / count;
+    double scale = 1;
     for (int64_t i = 0; i < got.size(); ++i) scale = std::max(scale, std::fabs(double(e[i])));
-    for (int64_t i = 0; i < got.size(); ++i) {
-      worst = std::max(worst, std::fabs(double(got.data[i]) - e[i]) / scale);
+    double worst = 0, worst_within = 0;
+    int off = 0, off_label = 0;
+    for (int64_t n = 0; n < count; ++n) {
+      double d = 0;
+      int64_t want_top = n * per, got_top = n * per;
+      for (int64_t i = n * per; i < (n + 1) * per; ++i) {
+        d = std::max(d, std::fabs(double(got.data[i]) - e[i]) / scale);
+        if (e[i] > e[want_top]) want_top = i;
+        if (got.data[i] > got.data[got_top]) got_top = i;
+      }
+      if (std::isnan(d)) d = INFINITY;
+      worst = std::max(worst, d);
+      if (d <= tolerance) {
+        worst_within = std::max(worst_within, d);
+      } else {
+        ++off;
+        if (want_top != got_top) ++off_label;
+      }
     }
+    const int allowed = std::max(1, count / 16);
+    const double loose = 100 * tolerance;
     if (log) {
-      log(fmt::format("check: '{}' on the engine's ref backend: largest difference {:.2e}", o.name,
-                      worst));
+      log(off == 0
+              ? fmt::format("check: '{}' on the engine's ref backend: largest difference {:.2e}",
+                            o.name, worst)
+              : fmt::format("check: '{}' on the engine's ref backend: largest difference "
+                            "{:.2e} on {} of {} images (rounding-boundary flips), {:.2e} on "
+                            "the others",
+                            o.name, worst, off, count, worst_within));
     }
-    if (!(worst <= tolerance)) {
+    if (off > allowed || !(worst <= loose) || off_label > 0) {
       return Error(
-          "output '{}' of the written model differs from the trainer's by {:.3e} "
-          "(relative), more than {:.0e}",
-          o.name, worst, tolerance);
+          "output '{}' of the written model differs from the trainer's by up to {:.3e} (relative) "
+          "on {} of {} images ({} with another top class): allowed are {:.0e} everywhere, or up "
+          "to {:.0e} on at most {} images with the same top class",
+          o.name, worst, off, count, off_label, tolerance, loose, allowed);
     }
   }
   return Status::Ok();

@@ -151,6 +151,16 @@ void TrainExportAndCheck(const char* recipe_text, const std::vector<std::string>
       EXPECT_GE(agree, n - 1) << backend << " " << name;
     }
   }
+  // A file that does not compute what the trainer computes fails the check (every image differs).
+  {
+    torch::NoGradGuard no_grad;
+    auto net = trained->nets.net ? trained->nets.net.ptr() : trained->nets.cloud.ptr();
+    for (torch::Tensor& p : net->parameters()) p.mul_(1.5);
+  }
+  check = tools::CheckExport(*trained, path, 200, 1e-4);
+  ASSERT_FALSE(check.ok());
+  EXPECT_NE(check.message().find("differs from the trainer's"), std::string::npos)
+      << check.message();
   std::filesystem::remove(path);
 }
 
