@@ -5,24 +5,16 @@
 
 #include <charconv>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 
+#include "base/file.h"
 #include "graph/model_file.h"
+#include "net/status_name.h"
 #include "proto/inference.grpc.pb.h"
 
 namespace hybrid::net {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-Result<std::string> ReadText(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) return Error("cannot read the {} '{}'", what, path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Statuses that say the request itself is wrong: another endpoint would refuse it too.
 bool Refusal(grpc::StatusCode code) {
@@ -38,29 +30,6 @@ bool Refusal(grpc::StatusCode code) {
       return true;
     default:
       return false;
-  }
-}
-
-std::string CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    default:
-      return fmt::format("status {}", static_cast<int>(code));
   }
 }
 
@@ -136,14 +105,14 @@ Result<std::unique_ptr<GrpcTransport>> GrpcTransport::Create(
   if (!options.tls_ca.empty() || !options.tls_cert.empty()) {
     grpc::SslCredentialsOptions ssl;
     if (!options.tls_ca.empty()) {
-      HYBRID_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadText(options.tls_ca, "CA certificate"));
+      HYBRID_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadTextFile(options.tls_ca, "CA certificate"));
     }
     if (!options.tls_cert.empty() || !options.tls_key.empty()) {
       if (options.tls_cert.empty() || options.tls_key.empty()) {
         return Error("a client certificate needs both --cloud-tls-cert and --cloud-tls-key");
       }
-      HYBRID_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadText(options.tls_cert, "certificate"));
-      HYBRID_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadText(options.tls_key, "key"));
+      HYBRID_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadTextFile(options.tls_cert, "certificate"));
+      HYBRID_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadTextFile(options.tls_key, "key"));
     }
     creds = grpc::SslCredentials(ssl);
   } else {
@@ -235,10 +204,10 @@ Status GrpcTransport::Infer(const engine::CloudRequest& request, std::span<float
     }
     if (Refusal(status.error_code())) {
       return Error("the cloud at {} refused the request: {}: {}", endpoint,
-                   CodeName(status.error_code()), status.error_message());
+                   StatusCodeName(status.error_code()), status.error_message());
     }
-    last =
-        fmt::format("{}: {}: {}", endpoint, CodeName(status.error_code()), status.error_message());
+    last = fmt::format("{}: {}: {}", endpoint, StatusCodeName(status.error_code()),
+                       status.error_message());
   }
   s.next = (s.next + 1) % s.stubs.size();
   reply->call_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();

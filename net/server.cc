@@ -8,15 +8,15 @@
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
+#include "base/file.h"
 #include "graph/model_file.h"
 #include "net/log.h"
 #include "net/metrics.h"
+#include "net/status_name.h"
 #include "net/wire.h"
 #include "proto/inference.grpc.pb.h"
 
@@ -31,41 +31,8 @@ using inference::GRPCInferenceService;
 
 constexpr const char* kServiceName = "inference.GRPCInferenceService";
 
-Result<std::string> ReadText(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) return Error("cannot read the {} '{}'", what, path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 grpc::Status Invalid(const std::string& message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
-}
-
-std::string CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    default:
-      return std::to_string(static_cast<int>(code));
-  }
 }
 
 // One model file served: its cloud partition, how its inputs travel, and its batcher.
@@ -366,14 +333,14 @@ class CloudServer::Impl final : public GRPCInferenceService::Service {
                       std::chrono::duration<double>(Clock::now() - start).count());
     } else {
       Labels with_code = labels;
-      with_code.emplace_back("code", CodeName(status.error_code()));
+      with_code.emplace_back("code", StatusCodeName(status.error_code()));
       metrics.Add("hybrid_request_failure_total", with_code);
       Log(LogLevel::kWarn, "request_failed",
           {{"model", request->model_name()},
            {"version", request->model_version()},
            {"id", request->id()},
            {"peer", context->peer()},
-           {"code", CodeName(status.error_code())},
+           {"code", StatusCodeName(status.error_code())},
            {"message", status.error_message()}});
     }
     if (status.ok() && LogEnabled(LogLevel::kDebug)) {
@@ -495,12 +462,12 @@ class CloudServer::Impl final : public GRPCInferenceService::Service {
         return Error("TLS needs both a certificate and a key");
       }
       grpc::SslServerCredentialsOptions ssl;
-      HYBRID_ASSIGN_OR_RETURN(std::string cert, ReadText(options.tls_cert, "TLS certificate"));
-      HYBRID_ASSIGN_OR_RETURN(std::string key, ReadText(options.tls_key, "TLS key"));
+      HYBRID_ASSIGN_OR_RETURN(std::string cert, ReadTextFile(options.tls_cert, "TLS certificate"));
+      HYBRID_ASSIGN_OR_RETURN(std::string key, ReadTextFile(options.tls_key, "TLS key"));
       ssl.pem_key_cert_pairs.push_back({key, cert});
       if (!options.tls_client_ca.empty()) {
         HYBRID_ASSIGN_OR_RETURN(ssl.pem_root_certs,
-                                ReadText(options.tls_client_ca, "client CA certificate"));
+                                ReadTextFile(options.tls_client_ca, "client CA certificate"));
         ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
       }
       creds = grpc::SslServerCredentials(ssl);

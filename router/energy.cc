@@ -1,9 +1,8 @@
 #include "router/energy.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "base/file.h"
 #include "router/energy_default.h"
 
 namespace hybrid::router {
@@ -56,11 +55,8 @@ Result<EnergyTable> ParseEnergyTable(const std::string& text, const std::string&
 }
 
 Result<EnergyTable> LoadEnergyTable(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Error("cannot read energy table '{}'", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseEnergyTable(ss.str(), path);
+  HYBRID_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path, "energy table"));
+  return ParseEnergyTable(text, path);
 }
 
 const std::string& DefaultEnergyTableText() {

@@ -1,9 +1,8 @@
 #include <signal.h>
 
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
+#include "base/file.h"
 #include "net/log.h"
 #include "net/server.h"
 #include "tools/commands.h"
@@ -26,11 +25,9 @@ int Serve(ServeArgs a) {
     return Fail(Error("--log-level '{}' is not debug, info, warn or error", a.log_level));
   }
   if (!a.token_file.empty()) {
-    std::ifstream in(a.token_file);
-    std::stringstream s;
-    s << in.rdbuf();
-    if (!in && !in.eof()) return Fail(Error("cannot read the token file '{}'", a.token_file));
-    a.server.token = s.str();
+    auto token = ReadTextFile(a.token_file, "token file");
+    if (!token.ok()) return Fail(token.status());
+    a.server.token = std::move(token).value();
     while (!a.server.token.empty() &&
            std::isspace(static_cast<unsigned char>(a.server.token.back()))) {
       a.server.token.pop_back();
