@@ -135,61 +135,64 @@ constexpr int kVecs = kInt8OcBlock / kLanes32;
 // Pixels per tile: about 8 accumulators.
 constexpr int kTilePixels = kVecs == 1 ? 8 : kVecs == 2 ? 4 : 2;
 
-// MR pixels times NB blocks of 16 output channels: with two blocks per tile on AVX-512 each
-// broadcast input quad feeds two multiply-accumulates.
 // Loads the weights of channels [j * kLanes32, (j + 1) * kLanes32) of one quad. With kNibbles
-// the 64 weight bytes of a quad are 32 packed bytes: low nibbles hold bytes 0-31, high nibbles
-// bytes 32-63, each a signed 4-bit value.
+// the 64 weight bytes of a quad are 32 packed bytes (low nibbles hold bytes 0-31, high nibbles
+// bytes 32-63, each a signed 4-bit value) and come out times 16: a nibble moved to the top of
+// its byte is the s8 value 16 * w, so unpacking costs a shift and a mask instead of a
+// sign extension, and the tile divides its sums by 16 (exactly: every product is a multiple of
+// 16). 16 * w lies within [-112, 112], inside the s8 range the int8 kernel's sums are sized for.
 template <bool kNibbles>
 HWY_INLINE VI32 LoadWeights(DI32 d, const int8_t* quad_weights, int j) {
   if constexpr (!kNibbles) {
     return hn::LoadU(d, reinterpret_cast<const int32_t*>(quad_weights + j * kLanes32 * 4));
   } else {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(quad_weights);
 #if HWY_TARGET == HWY_SCALAR
     // One i32 lane: unpack its four nibbles by hand.
-    const auto* bytes = reinterpret_cast<const uint8_t*>(quad_weights);
     uint32_t lane = 0;
     for (int i = 0; i < 4; ++i) {
       const int b = j * 4 + i;
       const int nibble = b < 32 ? bytes[b] & 0x0F : bytes[b - 32] >> 4;
-      const int8_t value = static_cast<int8_t>((nibble ^ 8) - 8);
-      lane |= static_cast<uint32_t>(static_cast<uint8_t>(value)) << (8 * i);
+      lane |= static_cast<uint32_t>((nibble << 4) & 0xF0) << (8 * i);
     }
     return hn::Set(d, static_cast<int32_t>(lane));
+#elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+    static_assert(kLanes32 * 4 == 64, "one vector holds a quad");
+    (void)j;
+    // The 32 packed bytes in both halves; the low half shifted so that its low nibbles rise.
+    const __m512i both =
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes)));
+    const __m512i shifts = _mm512_set_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+    return VI32{_mm512_and_si512(_mm512_sllv_epi64(both, shifts), _mm512_set1_epi8(-16))};
 #else
     const hn::Repartition<uint8_t, DI32> d8;
-    const hn::Repartition<int8_t, DI32> di8;
-    const auto* bytes = reinterpret_cast<const uint8_t*>(quad_weights);
-    const auto low4 = hn::Set(d8, uint8_t{0x0F});
-    const auto eight = hn::Set(di8, int8_t{8});
-    hn::Vec<decltype(d8)> v;
-    if constexpr (kLanes32 * 4 >= 64) {
-      // One vector holds the whole quad: both nibbles of the 32 packed bytes.
-      const hn::Half<decltype(d8)> dh;
-      const auto packed = hn::LoadU(dh, bytes);
-      const auto lo = hn::And(packed, hn::Set(dh, uint8_t{0x0F}));
-      const auto hi = hn::And(hn::ShiftRight<4>(packed), hn::Set(dh, uint8_t{0x0F}));
-      v = hn::Combine(d8, hi, lo);
-    } else {
-      const int first = j * kLanes32 * 4;  // the weight byte where this vector starts
-      const auto packed = hn::LoadU(d8, bytes + (first % 32));
-      v = first < 32 ? hn::And(packed, low4) : hn::And(hn::ShiftRight<4>(packed), low4);
-    }
-    // Sign-extends 4 bits: (v ^ 8) - 8.
-    const auto s = hn::Sub(hn::Xor(hn::BitCast(di8, v), eight), eight);
-    return hn::BitCast(d, s);
+    const hn::Repartition<uint64_t, DI32> d64;
+    const int first = j * kLanes32 * 4;  // the weight byte where this vector starts
+    static_assert(kLanes32 * 4 <= 32, "a vector holds at most half a quad");
+    const auto packed = hn::LoadU(d8, bytes + (first % 32));
+    const auto top =
+        first < 32 ? hn::BitCast(d8, hn::ShiftLeft<4>(hn::BitCast(d64, packed))) : packed;
+    return hn::BitCast(d, hn::And(top, hn::Set(d8, uint8_t{0xF0})));
 #endif
   }
 }
 
+// MR pixels times NB blocks of 16 output channels: with two blocks per tile on AVX-512 each
+// broadcast input quad feeds two multiply-accumulates.
 template <int MR, int NB, bool kNibbles, class Src>
 HWY_INLINE void Tile(const Src& src, int taps, int quads, const int8_t* block, int64_t block_bytes,
                      const TileOutput* outs) {
   const DI32 d;
   constexpr int kAcc = NB * kVecs;
+  // The sums start at -zero (times 16 with nibbles, see LoadWeights), which they then need not
+  // subtract.
   VI32 acc[MR][kAcc];
-  for (int m = 0; m < MR; ++m) {
-    for (int j = 0; j < kAcc; ++j) acc[m][j] = hn::Zero(d);
+  for (int nb = 0; nb < NB; ++nb) {
+    for (int j = 0; j < kVecs; ++j) {
+      const VI32 zero = hn::LoadU(d, outs[nb].zero + j * kLanes32);
+      const VI32 start = hn::Neg(kNibbles ? hn::ShiftLeft<4>(zero) : zero);
+      for (int m = 0; m < MR; ++m) acc[m][nb * kVecs + j] = start;
+    }
   }
   for (int t = 0; t < taps; ++t) {
     const uint8_t* x[MR];
@@ -218,32 +221,35 @@ HWY_INLINE void Tile(const Src& src, int taps, int quads, const int8_t* block, i
     for (int j = 0; j < kAcc; ++j) hn::Store(acc[m][j], d, sums[m] + j * kLanes32);
   }
   for (int nb = 0; nb < NB; ++nb) {
-    const TileOutput& out = outs[nb];
-    for (int m = 0; m < MR; ++m) {
-      HWY_ALIGN int32_t dot[kInt8OcBlock];
-      for (int j = 0; j < kVecs; ++j) {
-        hn::Store(hn::Sub(hn::Load(d, sums[m] + (nb * kVecs + j) * kLanes32),
-                          hn::LoadU(d, out.zero + j * kLanes32)),
-                  d, dot + j * kLanes32);
-      }
-      StoreBlock(d, dot, out.block, out.Dst(m));
-    }
+    StoreBlocks(d, sums[0] + nb * kVecs * kLanes32, kAcc * kLanes32, MR, kNibbles ? 4 : 0,
+                outs[nb].block, outs[nb].px);
   }
 }
 
 // Two blocks per tile where the 16 channels of a block fill one vector (AVX-512).
 constexpr int kPairBlocks = kVecs == 1 ? 2 : 1;
 
-template <int NB, bool kNibbles, class Src>
+// Tiles of kTilePixels / 2 to kTilePixels pixels, and of 1 for what no such tile fits.
+template <int NB, bool kNibbles, class Src, int MR = kTilePixels>
 HWY_INLINE void Dispatch(int mr, const Src& src, int taps, int quads, const int8_t* block,
                          int64_t block_bytes, const TileOutput* to) {
-  if (mr == kTilePixels) {
-    Tile<kTilePixels, NB, kNibbles>(src, taps, quads, block, block_bytes, to);
-  } else if (mr == kTilePixels / 2) {
-    Tile<kTilePixels / 2, NB, kNibbles>(src, taps, quads, block, block_bytes, to);
+  if constexpr (MR > 1 && MR >= kTilePixels / 2) {
+    if (mr == MR) {
+      Tile<MR, NB, kNibbles>(src, taps, quads, block, block_bytes, to);
+    } else {
+      Dispatch<NB, kNibbles, Src, MR - 1>(mr, src, taps, quads, block, block_bytes, to);
+    }
   } else {
     Tile<1, NB, kNibbles>(src, taps, quads, block, block_bytes, to);
   }
+}
+
+// Pixels in the next tile when `left` remain: tiles of equal size as near as may be, so that the
+// last is not a small one with too few accumulators to hide the latency of the dot products.
+inline int NextTilePixels(int64_t left) {
+  if (left < kTilePixels / 2) return 1;
+  const int64_t tiles = (left + kTilePixels - 1) / kTilePixels;
+  return static_cast<int>((left + tiles - 1) / tiles);
 }
 
 constexpr int64_t kBlockChunkBytes = 48 * 1024;
@@ -265,9 +271,11 @@ void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad
   const int blocks = (out_cg + kInt8OcBlock - 1) / kInt8OcBlock;
   const int64_t block_bytes =
       static_cast<int64_t>(taps) * stored * kInt8OcBlock / (kNibbles ? 2 : 1);
-  const int chunk = static_cast<int>(
+  int chunk = static_cast<int>(
       std::clamp<int64_t>(std::max<int64_t>(kPairBlocks, kBlockChunkBytes / block_bytes), 1,
                           std::min(blocks, kMaxChunkBlocks)));
+  // Whole pairs, so that no block but a group's last runs alone at half the accumulators.
+  if (chunk > kPairBlocks) chunk -= chunk % kPairBlocks;
   const int64_t pixel_bytes = static_cast<int64_t>(p.groups) * stored;
   const int64_t image_bytes = static_cast<int64_t>(p.in_h) * p.in_w * pixel_bytes;
   const int64_t pixel_step = p.stride_w * pixel_bytes;
@@ -301,9 +309,7 @@ void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad
       int ox = static_cast<int>(px_begin % p.out_w);
       for (int64_t px = px_begin; px < px_end;) {
         const int64_t left = px_end - px;
-        const int mr = left >= kTilePixels       ? kTilePixels
-                       : left >= kTilePixels / 2 ? kTilePixels / 2
-                                                 : 1;
+        const int mr = NextTilePixels(left);
         const int iy0 = oy * p.stride_h - p.pad_top;
         const bool interior = ox + mr <= p.out_w && iy0 >= 0 && iy0 + span_h < p.in_h &&
                               ox >= ox_lo && ox + mr <= ox_hi;
@@ -341,7 +347,7 @@ void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad
           for (int b2 = 0; b2 < nb; ++b2) plan[i + b2].px = px_out;
           const int8_t* block =
               packed + (static_cast<int64_t>(g) * blocks + blk0 + i) * block_bytes;
-          if (nb == 2) {
+          if (nb == kPairBlocks && kPairBlocks > 1) {
             if (interior) {
               Dispatch<kPairBlocks, kNibbles>(mr, strided, taps, quads, block, block_bytes,
                                               plan + i);

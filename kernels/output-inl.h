@@ -18,36 +18,58 @@ namespace hybrid::kernels {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// The parameters of TransformOne for the channels at lane offset j of every array of an
+// OutputTransform, loaded once so that the pixels of a tile share them.
+template <class DF>
+struct TransformLanes {
+  hn::Vec<DF> mul, bias, bn_mul, bn_add, slope, act_min, act_max;
+  bool has_bias, has_bn;
+  Activation act;
+
+  HWY_INLINE TransformLanes(DF df, const OutputTransform& o, int j)
+      : mul(hn::LoadU(df, o.mul + j)),
+        bias(o.bias != nullptr ? hn::LoadU(df, o.bias + j) : hn::Zero(df)),
+        bn_mul(o.bn_mul != nullptr ? hn::LoadU(df, o.bn_mul + j) : hn::Zero(df)),
+        bn_add(o.bn_mul != nullptr ? hn::LoadU(df, o.bn_add + j) : hn::Zero(df)),
+        slope(o.act == Activation::kPrelu ? hn::LoadU(df, o.slope + j) : hn::Zero(df)),
+        act_min(hn::Set(df, o.act_min)),
+        act_max(hn::Set(df, o.act_max)),
+        has_bias(o.bias != nullptr),
+        has_bn(o.bn_mul != nullptr),
+        act(o.act) {}
+
+  // TransformOne on the lanes of `d`: the same roundings in the same order.
+  template <class DI>
+  HWY_INLINE hn::Vec<DF> Apply(DI /*di*/, hn::Vec<DI> d) const {
+    const DF df;
+    auto y = hn::Mul(hn::ConvertTo(df, d), mul);
+    if (has_bias) y = hn::Add(y, bias);
+    if (has_bn) y = hn::Add(hn::Mul(y, bn_mul), bn_add);
+    switch (act) {
+      case Activation::kNone:
+        break;
+      case Activation::kRelu:
+        y = hn::IfThenElseZero(hn::Gt(y, hn::Zero(df)), y);
+        break;
+      case Activation::kHardtanh:
+        y = hn::IfThenElse(hn::Lt(y, act_min), act_min, y);
+        y = hn::IfThenElse(hn::Lt(act_max, y), act_max, y);
+        break;
+      case Activation::kPrelu:
+        y = hn::IfThenElse(hn::Ge(y, hn::Zero(df)), y, hn::Mul(y, slope));
+        break;
+    }
+    return y;
+  }
+};
+
 // TransformOne on the lanes of `d`, for the channels whose parameters start at lane offset j of
-// every array of `o`; the same roundings in the same order.
+// every array of `o`.
 template <class DI>
 HWY_INLINE hn::Vec<hn::Rebind<float, DI>> TransformVec(DI di, hn::Vec<DI> d,
                                                        const OutputTransform& o, int j) {
   const hn::Rebind<float, DI> df;
-  (void)di;
-  auto y = hn::Mul(hn::ConvertTo(df, d), hn::LoadU(df, o.mul + j));
-  if (o.bias != nullptr) y = hn::Add(y, hn::LoadU(df, o.bias + j));
-  if (o.bn_mul != nullptr) {
-    y = hn::Mul(y, hn::LoadU(df, o.bn_mul + j));
-    y = hn::Add(y, hn::LoadU(df, o.bn_add + j));
-  }
-  switch (o.act) {
-    case Activation::kNone:
-      break;
-    case Activation::kRelu:
-      y = hn::IfThenElseZero(hn::Gt(y, hn::Zero(df)), y);
-      break;
-    case Activation::kHardtanh: {
-      const auto lo = hn::Set(df, o.act_min), hi = hn::Set(df, o.act_max);
-      y = hn::IfThenElse(hn::Lt(y, lo), lo, y);
-      y = hn::IfThenElse(hn::Lt(hi, y), hi, y);
-      break;
-    }
-    case Activation::kPrelu:
-      y = hn::IfThenElse(hn::Ge(y, hn::Zero(df)), y, hn::Mul(y, hn::LoadU(df, o.slope + j)));
-      break;
-  }
-  return y;
+  return TransformLanes<decltype(df)>(df, o, j).Apply(di, d);
 }
 
 // Bits (d < threshold[j + lane]) of the lanes of `d`, lane i at bit i.
@@ -61,17 +83,68 @@ HWY_INLINE uint64_t ThresholdBits(DI di, hn::Vec<DI> d, const int32_t* threshold
   return n >= 64 ? bits : bits & ((uint64_t{1} << n) - 1);
 }
 
-// The values an integer layer stores for floats y, as QuantizeU8 computes them (division, not a
-// reciprocal multiply, to round as the reference does), in i32 lanes.
+// ConvertTo for floats known to lie within int32's range: on x86 one truncating conversion,
+// without the fix-up for overflow that ConvertTo adds (four more operations per vector).
+template <class DF>
+HWY_INLINE hn::Vec<hn::Rebind<int32_t, DF>> ConvertInRange(DF df, hn::Vec<DF> v) {
+  const hn::Rebind<int32_t, DF> di;
+  (void)df;
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if constexpr (sizeof(v.raw) == 64) {
+    auto r = hn::Zero(di);
+    r.raw = _mm512_cvttps_epi32(v.raw);
+    return r;
+  }
+#elif HWY_TARGET == HWY_AVX2
+  if constexpr (sizeof(v.raw) == 32) {
+    auto r = hn::Zero(di);
+    r.raw = _mm256_cvttps_epi32(v.raw);
+    return r;
+  }
+#endif
+  return hn::ConvertTo(di, v);
+}
+
+// The constants of QuantizeVec as vectors, made once per block.
+template <class DF>
+struct QuantizeLanes {
+  hn::Vec<DF> scale, stored_zero, stored_min, stored_max;
+
+  // The offset is added in float, before the clamp: exact, as every operand is an integer below
+  // 2^24 in magnitude, or the sum lies beyond the clamp either way.
+  HWY_INLINE QuantizeLanes(DF df, const ActivationQuant& q)
+      : scale(hn::Set(df, q.scale)),
+        stored_zero(hn::Set(df, static_cast<float>(q.zero_point + q.offset))),
+        stored_min(hn::Set(df, static_cast<float>(q.qmin + q.offset))),
+        stored_max(hn::Set(df, static_cast<float>(q.qmax + q.offset))) {}
+
+  // The values an integer layer stores for floats y, as QuantizeU8 computes them (division, not
+  // a reciprocal multiply, to round as the reference does), in i32 lanes.
+  HWY_INLINE hn::Vec<hn::Rebind<int32_t, DF>> Apply(hn::Vec<DF> y) const {
+    auto v = hn::Add(hn::Round(hn::Div(y, scale)), stored_zero);
+    v = hn::Min(hn::Max(v, stored_min), stored_max);
+    return ConvertInRange(DF(), v);
+  }
+};
+
+// The bytes of stored values (each within [0, 255]): on AVX-512 one VPMOVDB. (Highway 1.0.3's
+// TruncateTo to u8 on AVX3_DL permutes 32-bit lanes where it means bytes.)
+template <class D8, class VI>
+HWY_INLINE hn::Vec<D8> StoredBytes(D8 d8, VI v) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if constexpr (sizeof(v.raw) == 64) {
+    auto r = hn::Zero(d8);
+    r.raw = _mm512_cvtepi32_epi8(v.raw);
+    return r;
+  }
+#endif
+  return hn::DemoteTo(d8, v);
+}
+
 template <class DF>
 HWY_INLINE hn::Vec<hn::Rebind<int32_t, DF>> QuantizeVec(DF df, hn::Vec<DF> y,
                                                         const ActivationQuant& q) {
-  const hn::Rebind<int32_t, DF> di;
-  auto v = hn::Add(hn::Round(hn::Div(y, hn::Set(df, q.scale))),
-                   hn::Set(df, static_cast<float>(q.zero_point)));
-  v = hn::Min(hn::Max(v, hn::Set(df, static_cast<float>(q.qmin))),
-              hn::Set(df, static_cast<float>(q.qmax)));
-  return hn::Add(hn::ConvertTo(di, v), hn::Set(di, q.offset));
+  return QuantizeLanes<DF>(df, q).Apply(y);
 }
 
 HWY_INLINE void StoreBits16(uint64_t bits, unsigned char* dst) {
@@ -105,12 +178,15 @@ HWY_INLINE void StoreBlock(DI di, const int32_t* dot, const BlockOutput& b, unsi
     }
     case OutputKind::kU8: {
       const hn::Rebind<uint8_t, DI> d8;
-      HWY_ALIGN uint8_t bytes[kOutputBlock];
+      // A whole block stores straight to dst: a memcpy of a run-time count is a library call,
+      // which costs as much as the block's transform.
+      HWY_ALIGN uint8_t partial[kOutputBlock];
+      uint8_t* bytes = b.count == kOutputBlock ? dst : partial;
       for (int j = 0; j < kOutputBlock; j += n) {
         const auto y = TransformVec(di, hn::Load(di, dot + j), b.transform, j);
-        hn::StoreU(hn::DemoteTo(d8, QuantizeVec(df, y, b.quant)), d8, bytes + j);
+        hn::StoreU(StoredBytes(d8, QuantizeVec(df, y, b.quant)), d8, bytes + j);
       }
-      std::memcpy(dst, bytes, b.count);
+      if (bytes == partial) std::memcpy(dst, partial, b.count);
       break;
     }
     case OutputKind::kPlanes2: {
@@ -136,6 +212,42 @@ HWY_INLINE void StoreBlock(DI di, const int32_t* dot, const BlockOutput& b, unsi
       StoreBits16(low & real, dst);
       StoreBits16(high & real, dst + 8);
       break;
+    }
+  }
+}
+
+// StoreBlock for `pixels` pixels at once: pixel m's sums, times 2^shift, at sums + m * stride,
+// its block at dst[m] + b.offset. Float and u8 blocks load their parameters once for all the
+// pixels.
+template <class DI>
+HWY_INLINE void StoreBlocks(DI di, const int32_t* sums, int64_t stride, int pixels, int shift,
+                            const BlockOutput& b, unsigned char* const* dst) {
+  const int n = static_cast<int>(hn::Lanes(di));
+  const hn::Rebind<float, DI> df;
+  if (b.count != kOutputBlock || (b.kind != OutputKind::kFloat && b.kind != OutputKind::kU8)) {
+    for (int m = 0; m < pixels; ++m) {
+      HWY_ALIGN int32_t dot[kOutputBlock];
+      for (int j = 0; j < kOutputBlock; j += n) {
+        hn::Store(hn::ShiftRightSame(hn::LoadU(di, sums + m * stride + j), shift), di, dot + j);
+      }
+      StoreBlock(di, dot, b, dst[m] + b.offset);
+    }
+    return;
+  }
+  const hn::Rebind<uint8_t, DI> d8;
+  for (int j = 0; j < kOutputBlock; j += n) {
+    const TransformLanes<decltype(df)> t(df, b.transform, j);
+    if (b.kind == OutputKind::kFloat) {
+      for (int m = 0; m < pixels; ++m) {
+        const auto dot = hn::ShiftRightSame(hn::LoadU(di, sums + m * stride + j), shift);
+        hn::StoreU(t.Apply(di, dot), df, reinterpret_cast<float*>(dst[m] + b.offset) + j);
+      }
+    } else {
+      const QuantizeLanes<decltype(df)> q(df, b.quant);
+      for (int m = 0; m < pixels; ++m) {
+        const auto dot = hn::ShiftRightSame(hn::LoadU(di, sums + m * stride + j), shift);
+        hn::StoreU(StoredBytes(d8, q.Apply(t.Apply(di, dot))), d8, dst[m] + b.offset + j);
+      }
     }
   }
 }
