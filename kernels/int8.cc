@@ -3,8 +3,8 @@
 // The convolution mirrors the binary one: tiles of MR output pixels times blocks of 16 output
 // channels, taps found through an indirection buffer, each i32 lane accumulating four u8 x s8
 // products. AVX3_DL has that instruction (VPDPBUSD); AVX-512 and AVX2 split each lane's four bytes
-// into two 16-bit pairs for VPMADDWD (exact: 255 * 127 * 2 fits easily); other targets multiply
-// byte by byte.
+// into two 16-bit pairs for VPMADDWD (exact: 255 * 127 * 2 fits easily); the scalar and NEON
+// code multiplies byte by byte.
 // clang-format off: the Highway configuration must precede every Highway header.
 #include "kernels/hwy_config.h"
 // clang-format on
@@ -39,8 +39,7 @@ HWY_INLINE VI32 Dot4(DI32 d, VI32 acc, VI32 x, VI32 w) {
 #if HWY_TARGET == HWY_AVX3_DL
   (void)d;
   return VI32{_mm512_dpbusd_epi32(acc.raw, x.raw, w.raw)};
-#elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_SSE4 || \
-    HWY_TARGET == HWY_SSSE3
+#elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX2
   const hn::Repartition<uint32_t, DI32> du;
   const hn::Repartition<int16_t, DI32> d16;
   const auto lo_bytes = hn::Set(du, 0x00FF00FFu);
@@ -52,12 +51,9 @@ HWY_INLINE VI32 Dot4(DI32 d, VI32 acc, VI32 x, VI32 w) {
 #if HWY_TARGET == HWY_AVX3
   const VI32 even{_mm512_madd_epi16(x_even.raw, w_even.raw)};
   const VI32 odd{_mm512_madd_epi16(x_odd.raw, w_odd.raw)};
-#elif HWY_TARGET == HWY_AVX2
+#else
   const VI32 even{_mm256_madd_epi16(x_even.raw, w_even.raw)};
   const VI32 odd{_mm256_madd_epi16(x_odd.raw, w_odd.raw)};
-#else
-  const VI32 even{_mm_madd_epi16(x_even.raw, w_even.raw)};
-  const VI32 odd{_mm_madd_epi16(x_odd.raw, w_odd.raw)};
 #endif
   (void)d;
   return hn::Add(acc, hn::Add(even, odd));
