@@ -10,7 +10,7 @@ namespace hybrid::kernels {
 
 struct Target {
   int64_t bits;      // Highway's HWY_* target bit
-  std::string name;  // "avx3_dl", "avx3", "avx2", "sse4", "emu128", ...
+  std::string name;  // "avx3_dl", "avx3", "avx2", "scalar", "neon", ...
 };
 
 // Targets compiled in that this CPU can run, best first.
