@@ -115,9 +115,10 @@ void SaveOptimizer(torch::optim::Optimizer& opt, torch::serialize::OutputArchive
   }
 }
 
-void LoadOptimizer(torch::optim::Optimizer& opt, torch::serialize::InputArchive& a) {
+// Restores the per-parameter state the archive holds for `opt`'s kind; returns how many.
+int LoadOptimizer(torch::optim::Optimizer& opt, torch::serialize::InputArchive& a) {
   const bool adam = dynamic_cast<torch::optim::Adam*>(&opt) != nullptr;
-  int i = 0;
+  int i = 0, restored = 0;
   for (const auto& group : opt.param_groups()) {
     for (const torch::Tensor& p : group.params()) {
       const int k = i++;
@@ -127,6 +128,7 @@ void LoadOptimizer(torch::optim::Optimizer& opt, torch::serialize::InputArchive&
         auto st = std::make_unique<torch::optim::SGDParamState>();
         st->momentum_buffer(t);
         opt.state()[StateKey(p)] = std::move(st);
+        ++restored;
       } else {
         torch::Tensor step, avg, sq;
         if (!a.try_read(fmt::format("p{}.step", k), step)) continue;
@@ -137,9 +139,11 @@ void LoadOptimizer(torch::optim::Optimizer& opt, torch::serialize::InputArchive&
         st->exp_avg(avg);
         st->exp_avg_sq(sq);
         opt.state()[StateKey(p)] = std::move(st);
+        ++restored;
       }
     }
   }
+  return restored;
 }
 
 // The networks present, by the names checkpoints store them under.
@@ -176,9 +180,14 @@ void SaveCheckpoint(const Trained& t, torch::optim::Optimizer* opt, int phase, i
   std::filesystem::rename(tmp, path);
 }
 
-// Restores the networks (and the optimizer when given); returns (phase, step) done.
-Result<std::pair<int, int>> LoadCheckpoint(Trained& t, torch::optim::Optimizer* opt,
-                                           const std::string& path) {
+// Where a checkpoint left off.
+struct Resumed {
+  int phase = 0, step = 0;   // done
+  int optimizer_states = 0;  // parameters whose optimizer state it restored
+};
+
+// Restores the networks (and the optimizer when given).
+Result<Resumed> LoadCheckpoint(Trained& t, torch::optim::Optimizer* opt, const std::string& path) {
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path);
@@ -187,17 +196,19 @@ Result<std::pair<int, int>> LoadCheckpoint(Trained& t, torch::optim::Optimizer* 
       archive.read(name, sub);
       module->load(sub);
     }
+    Resumed at;
     if (opt != nullptr) {
       torch::serialize::InputArchive sub;
-      if (archive.try_read("optimizer", sub)) LoadOptimizer(*opt, sub);
+      if (archive.try_read("optimizer", sub)) at.optimizer_states = LoadOptimizer(*opt, sub);
     }
     torch::Tensor phase, step, losses;
     archive.read("phase", phase);
     archive.read("step", step);
     archive.read("epoch_loss", losses);
     t.epoch_loss.assign(losses.data_ptr<double>(), losses.data_ptr<double>() + losses.numel());
-    return std::make_pair(static_cast<int>(phase.item<int64_t>()),
-                          static_cast<int>(step.item<int64_t>()));
+    at.phase = static_cast<int>(phase.item<int64_t>());
+    at.step = static_cast<int>(step.item<int64_t>());
+    return at;
   } catch (const c10::Error& e) {
     return Error("cannot resume from '{}': not a checkpoint of this recipe ({})", path,
                  e.what_without_backtrace());
@@ -375,9 +386,16 @@ Result<Trained> TrainUnchecked(const Recipe& recipe, const TrainOptions& o) {
   auto opt = MakeOptimizer(r, Parameters(trained_now), r.lr);
   int phase = 0, done = 0;
   if (!o.resume.empty()) {
-    HYBRID_ASSIGN_OR_RETURN(auto at, LoadCheckpoint(t, opt.get(), o.resume));
-    std::tie(phase, done) = at;
+    HYBRID_ASSIGN_OR_RETURN(Resumed at, LoadCheckpoint(t, opt.get(), o.resume));
+    phase = at.phase;
+    done = at.step;
     Log(o, fmt::format("resumed from {} (phase {}, step {})", o.resume, phase, done));
+    if (at.optimizer_states == 0 && (phase > 0 || done > 0)) {
+      // An older trainer's format, or another optimizer: the run goes on, not as it would have.
+      Log(o, fmt::format("warning: {} holds no {} state this trainer can read; continuing with "
+                         "a fresh optimizer, so the result will differ from an uninterrupted run",
+                         o.resume, r.optimizer));
+    }
   }
   const std::vector<float> pad = PadValues(r);
   const int64_t n = t.splits.train.size();

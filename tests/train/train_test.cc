@@ -3,6 +3,7 @@
 // and native backends), and a resumed run continues exactly where the checkpoint left it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 
@@ -191,6 +192,18 @@ TEST(Train, ResumingContinuesExactlyWhereTheCheckpointLeft) {
   ASSERT_TRUE(resumed.ok()) << resumed.message();
   EXPECT_EQ(resumed->epoch_loss, straight->epoch_loss);
   EXPECT_EQ(resumed->test_accuracy, straight->test_accuracy);
+  // The same networks under another optimizer: nothing of its state to restore, and it says so.
+  std::vector<std::string> lines;
+  o.log = [&](const std::string& line) { lines.push_back(line); };
+  Recipe adam = recipe;
+  adam.optimizer = "adam";
+  auto other = Train(adam, o);
+  ASSERT_TRUE(other.ok()) << other.message();
+  const bool warned = std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.find("fresh optimizer") != std::string::npos;
+  });
+  EXPECT_TRUE(warned);
+  o.log = nullptr;
   o.resume = "/nonexistent.ckpt";
   auto bad = Train(recipe, o);
   ASSERT_FALSE(bad.ok());
