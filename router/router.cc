@@ -189,6 +189,10 @@ double Coverage(std::span<const float> scores, float threshold) {
 }
 
 float ThresholdForCoverage(std::span<const float> scores, double coverage) {
+  // The ends hold for any input, not only for the held-out scores: a score outside their range
+  // would otherwise cross a threshold set at their extreme. Finite, so that JSON can carry them.
+  if (coverage >= 1.0) return std::numeric_limits<float>::max();
+  if (coverage <= 0.0) return std::numeric_limits<float>::lowest();
   std::vector<float> sorted(scores.begin(), scores.end());
   std::sort(sorted.begin(), sorted.end());
   const size_t n = sorted.size();

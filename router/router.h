@@ -80,8 +80,8 @@ struct Policy {
 };
 
 // The threshold whose coverage (the share of `scores` at or below it) is the smallest at or
-// above `coverage`; coverage 0 sends everything (a threshold below every score). Expects
-// 0 <= coverage <= 1 and scores without NaN.
+// above `coverage`; coverage 0 sends every input, coverage 1 keeps every input (the lowest and
+// the largest float, whatever the scores). Expects 0 <= coverage <= 1 and scores without NaN.
 float ThresholdForCoverage(std::span<const float> scores, double coverage);
 
 // Share of `scores` at or below `threshold`.

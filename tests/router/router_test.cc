@@ -97,6 +97,10 @@ TEST(Calibration, HitsTheCoverageWithinOneSample) {
     EXPECT_GE(got, c) << c;
     EXPECT_LE(got - c, 1.0 / scores.size()) << c;
   }
+  // The ends hold beyond the held-out scores: coverage 1 keeps a score above all of them,
+  // coverage 0 sends one below all of them.
+  EXPECT_EQ(Coverage(std::vector<float>{1e30f}, ThresholdForCoverage(scores, 1.0)), 1.0);
+  EXPECT_EQ(Coverage(std::vector<float>{-1e30f}, ThresholdForCoverage(scores, 0.0)), 0.0);
   // Policy: at or below the threshold stays.
   const Policy p{0.5f, false}, abstain{0.5f, true};
   EXPECT_EQ(p.Decide(0.5f), Decision::kEdge);
