@@ -390,7 +390,7 @@ Result<Trained> TrainUnchecked(const Recipe& recipe, const TrainOptions& o) {
     phase = at.phase;
     done = at.step;
     Log(o, fmt::format("resumed from {} (phase {}, step {})", o.resume, phase, done));
-    if (at.optimizer_states == 0 && (phase > 0 || done > 0)) {
+    if (phase == 0 && done > 0 && at.optimizer_states == 0) {
       // An older trainer's format, or another optimizer: the run goes on, not as it would have.
       Log(o, fmt::format("warning: {} holds no {} state this trainer can read; continuing with "
                          "a fresh optimizer, so the result will differ from an uninterrupted run",
