@@ -115,13 +115,11 @@ struct Strided {
 };
 
 // Where one block's results go: its transform's arrays and `zero` hold 16 values (padded in the
-// last block), y one pointer per pixel of the tile.
+// last block), px one pointer per pixel of the tile.
 struct TileOutput {
   BlockOutput block;
   const int32_t* zero;       // input_zero * the channel's weight sum
   unsigned char* const* px;  // per pixel: the first byte of its output
-
-  HWY_INLINE unsigned char* Dst(int m) const { return px[m] + block.offset; }
 };
 
 constexpr int kLanes32 = static_cast<int>(HWY_LANES(int32_t)) < kInt8OcBlock

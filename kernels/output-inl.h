@@ -91,15 +91,11 @@ HWY_INLINE hn::Vec<hn::Rebind<int32_t, DF>> ConvertInRange(DF df, hn::Vec<DF> v)
   (void)df;
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
   if constexpr (sizeof(v.raw) == 64) {
-    auto r = hn::Zero(di);
-    r.raw = _mm512_cvttps_epi32(v.raw);
-    return r;
+    return hn::Vec<decltype(di)>{_mm512_cvttps_epi32(v.raw)};
   }
 #elif HWY_TARGET == HWY_AVX2
   if constexpr (sizeof(v.raw) == 32) {
-    auto r = hn::Zero(di);
-    r.raw = _mm256_cvttps_epi32(v.raw);
-    return r;
+    return hn::Vec<decltype(di)>{_mm256_cvttps_epi32(v.raw)};
   }
 #endif
   return hn::ConvertTo(di, v);
@@ -133,9 +129,7 @@ template <class D8, class VI>
 HWY_INLINE hn::Vec<D8> StoredBytes(D8 d8, VI v) {
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
   if constexpr (sizeof(v.raw) == 64) {
-    auto r = hn::Zero(d8);
-    r.raw = _mm512_cvtepi32_epi8(v.raw);
-    return r;
+    return hn::Vec<D8>{_mm512_cvtepi32_epi8(v.raw)};
   }
 #endif
   return hn::DemoteTo(d8, v);
