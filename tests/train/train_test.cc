@@ -93,7 +93,7 @@ TEST(Recipe, MistakesAreClearErrors) {
 }
 
 TEST(Recipe, ShippedRecipesParse) {
-  for (const char* name : {"fmnist_a_binary", "fmnist_a_int4", "fmnist_b_binary"}) {
+  for (const char* name : {"fmnist_a_binary", "fmnist_a_int4", "fmnist_b_binary", "fmnist_b_int4"}) {
     auto r = LoadRecipe(std::string(HYBRID_SOURCE_DIR) + "/models/" + name + ".json");
     EXPECT_TRUE(r.ok()) << r.message();
   }
