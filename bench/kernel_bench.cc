@@ -21,6 +21,7 @@
 
 #include "engine/thread_pool.h"
 #include "kernels/binary.h"
+#include "kernels/bit2_lut.h"
 #include "kernels/dispatch.h"
 #include "kernels/int8.h"
 
@@ -180,8 +181,10 @@ void BM_Int8(benchmark::State& state, const Shape& s, bool nibbles) {
   Report(state, s);
 }
 
-// A 2-bit layer, two bit planes in, two bit planes out (Bit2Conv2d).
-void BM_Bit2(benchmark::State& state, const Shape& s) {
+// A 2-bit layer, two bit planes in, two bit planes out: the bit-serial Bit2Conv2d, or with
+// `lookup` the planes converted to codes (timed: a 2-bit layer's input arrives as planes) and the
+// table-lookup Bit2LutConv2d.
+void BM_Bit2(benchmark::State& state, const Shape& s, bool lookup) {
   kernels::Conv2dParams p = s.Params();
   p.pad_value = 0.f;
   auto x = Random(static_cast<size_t>(p.in_h) * p.in_w * p.in_c, 1);
@@ -190,19 +193,15 @@ void BM_Bit2(benchmark::State& state, const Shape& s) {
   std::mt19937 rng(3);
   for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
   const kernels::ActivationQuant q = SignedQuant(2);
+  const int64_t in_pixels = static_cast<int64_t>(p.in_h) * p.in_w;
   const size_t pixel_words = static_cast<size_t>(kernels::PackedWords(p.in_c)) * 2;
-  std::vector<uint64_t> planes(static_cast<size_t>(p.in_h) * p.in_w * pixel_words);
-  kernels::QuantizeBitplanes2(static_cast<int64_t>(p.in_h) * p.in_w, p.in_c, 1, q, x.data(),
-                              planes.data());
+  std::vector<uint64_t> planes(in_pixels * pixel_words);
+  kernels::QuantizeBitplanes2(in_pixels, p.in_c, 1, q, x.data(), planes.data());
   std::vector<uint64_t> pad(pixel_words);
   kernels::Bit2PadPixel(p, q, pad.data());
-  std::vector<uint64_t> packed(kernels::Bit2ConvPackedWeightsWords(p));
-  kernels::PackBit2ConvWeights(p, w.data(), packed.data());
   std::vector<int32_t> zero(p.out_c);
   kernels::Int8ConvWeightSums(p, w.data(), zero.data());
   for (int32_t& v : zero) v *= q.zero_point - q.qmin;
-  std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
-  kernels::BinaryConvIndirection(p, offsets.data());
   std::vector<float> mul(p.out_c, 0.05f);
   std::vector<uint64_t> out(static_cast<size_t>(p.out_h) * p.out_w * kernels::PackedWords(p.out_c) *
                             2);
@@ -212,13 +211,39 @@ void BM_Bit2(benchmark::State& state, const Shape& s) {
   o.quant = q;
   o.data = out.data();
   engine::ThreadPool pool(g_threads);
-  auto rows = [&](size_t begin, size_t end) {
-    kernels::Bit2Conv2d(p, planes.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o,
-                        static_cast<int>(begin), static_cast<int>(end));
-  };
-  for (auto _ : state) {
-    pool.ParallelFor(static_cast<size_t>(p.out_h), 1, rows);
-    benchmark::DoNotOptimize(out.data());
+  std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
+  if (lookup) {
+    const int triples = kernels::Bit2Triples(p.in_c);
+    std::vector<uint16_t> codes(in_pixels * triples), pad_codes(triples);
+    kernels::Bit2LutCodes(1, p.in_c, 1, pad.data(), pad_codes.data());
+    std::vector<uint8_t> packed(kernels::Bit2LutPackedWeightsBytes(p));
+    kernels::PackBit2LutWeights(p, w.data(), packed.data());
+    kernels::ConvIndirection(p, triples, offsets.data());
+    auto pixels = [&](size_t begin, size_t end) {
+      kernels::Bit2LutCodes(static_cast<int64_t>(end - begin), p.in_c, 1,
+                            planes.data() + begin * pixel_words, codes.data() + begin * triples);
+    };
+    auto rows = [&](size_t begin, size_t end) {
+      kernels::Bit2LutConv2d(p, codes.data(), pad_codes.data(), packed.data(), zero.data(),
+                             offsets.data(), o, static_cast<int>(begin), static_cast<int>(end));
+    };
+    for (auto _ : state) {
+      pool.ParallelFor(static_cast<size_t>(in_pixels), 64, pixels);
+      pool.ParallelFor(static_cast<size_t>(p.out_h), 1, rows);
+      benchmark::DoNotOptimize(out.data());
+    }
+  } else {
+    std::vector<uint64_t> packed(kernels::Bit2ConvPackedWeightsWords(p));
+    kernels::PackBit2ConvWeights(p, w.data(), packed.data());
+    kernels::BinaryConvIndirection(p, offsets.data());
+    auto rows = [&](size_t begin, size_t end) {
+      kernels::Bit2Conv2d(p, planes.data(), pad.data(), packed.data(), zero.data(), offsets.data(),
+                          o, static_cast<int>(begin), static_cast<int>(end));
+    };
+    for (auto _ : state) {
+      pool.ParallelFor(static_cast<size_t>(p.out_h), 1, rows);
+      benchmark::DoNotOptimize(out.data());
+    }
   }
   Report(state, s);
 }
@@ -382,7 +407,14 @@ int main(int argc, char** argv) {
         ->UseRealTime();
     benchmark::RegisterBenchmark(("conv/binary_f32io/" + shape).c_str(), BM_Binary, s, true)
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("conv/bit2/" + shape).c_str(), BM_Bit2, s)->UseRealTime();
+    // bit2: the kernel the engine picks for this layer; the two kernels apart besides.
+    benchmark::RegisterBenchmark(("conv/bit2/" + shape).c_str(), BM_Bit2, s,
+                                 kernels::Bit2LutPreferred(s.Params()))
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/bit2_serial/" + shape).c_str(), BM_Bit2, s, false)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/bit2_lut/" + shape).c_str(), BM_Bit2, s, true)
+        ->UseRealTime();
     benchmark::RegisterBenchmark(("conv/bit4/" + shape).c_str(), BM_Int8, s, true)->UseRealTime();
     benchmark::RegisterBenchmark(("conv/int8/" + shape).c_str(), BM_Int8, s, false)->UseRealTime();
     benchmark::RegisterBenchmark(("conv/onednn_f32/" + shape).c_str(), BM_OneDnn, s, false)
@@ -412,8 +444,8 @@ int main(int argc, char** argv) {
       return it == reporter.gmacs_.end() ? NAN : it->second;
     };
     const double f32 = get("onednn_f32"), i8 = get("onednn_int8");
-    for (const char* impl : {"binary", "binary_f32io", "bit2", "bit4", "int8", "onednn_f32",
-                             "onednn_int8", "xnnpack_f32"}) {
+    for (const char* impl : {"binary", "binary_f32io", "bit2", "bit2_serial", "bit2_lut", "bit4",
+                             "int8", "onednn_f32", "onednn_int8", "xnnpack_f32"}) {
       const double g = get(impl);
       if (std::isnan(g)) continue;
       std::printf("%-16s %-12s %10.1f %11.2fx %11.2fx\n", s.name, impl, g, g / f32, g / i8);

@@ -13,6 +13,7 @@
 #include "engine/layer_params.h"
 #include "engine/native_fusion.h"
 #include "kernels/binary.h"
+#include "kernels/bit2_lut.h"
 #include "kernels/int8.h"
 #include "kernels/ref.h"
 
@@ -227,34 +228,48 @@ class IntegerKernel : public Kernel {
   ThreadPool* pool_ = nullptr;
 };
 
-// A 2-bit layer (int2 weights and activations): bit planes and popcounts instead of bytes.
+// A 2-bit layer (int2 weights and activations): bit planes and popcounts instead of bytes, or,
+// where kernels::Bit2LutPreferred says it is faster, the planes turned into codes of three
+// channels and the table-lookup kernel (kernels/bit2_lut.h). The choice is made at plan time.
 class Bit2Kernel : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx, const LayerIo& io) {
     auto k = std::unique_ptr<Bit2Kernel>(new Bit2Kernel(MakeIntegerLayer(ctx)));
     const kernels::Conv2dParams& p = k->layer_.p;
     const int taps = p.kernel_h * p.kernel_w;
-    const size_t pixel_words =
-        static_cast<size_t>(p.groups) * kernels::PackedWords(p.in_c / p.groups) * 2;
+    const int cg = p.in_c / p.groups;
+    k->pixel_words_ = static_cast<size_t>(p.groups) * kernels::PackedWords(cg) * 2;
     k->pixels_ = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
-    k->packed_w_ = MakeAligned<uint64_t>(kernels::Bit2ConvPackedWeightsWords(p));
+    k->lookup_ = kernels::Bit2LutPreferred(p);
     if (io.in != nullptr) {
       k->in_words_ = static_cast<const uint64_t*>(io.in->data());
     } else {
-      k->planes_ = MakeAligned<uint64_t>(static_cast<size_t>(k->pixels_) * pixel_words);
+      k->planes_ = MakeAligned<uint64_t>(static_cast<size_t>(k->pixels_) * k->pixel_words_);
       if (!k->planes_) return Error("out of memory packing a 2-bit layer");
       k->in_words_ = k->planes_.get();
     }
-    if (!k->packed_w_) return Error("out of memory packing a 2-bit layer");
-    kernels::PackBit2ConvWeights(p, k->layer_.weights.data(), k->packed_w_.get());
-    k->pad_.resize(pixel_words);
+    k->pad_.resize(k->pixel_words_);
     kernels::Bit2PadPixel(p, k->layer_.act, k->pad_.data());
+    k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
+    if (k->lookup_) {
+      k->pixel_codes_ = static_cast<size_t>(p.groups) * kernels::Bit2Triples(cg);
+      k->codes_ = MakeAligned<uint16_t>(static_cast<size_t>(k->pixels_) * k->pixel_codes_);
+      k->lut_w_ = MakeAligned<uint8_t>(kernels::Bit2LutPackedWeightsBytes(p));
+      if (!k->codes_ || !k->lut_w_) return Error("out of memory packing a 2-bit layer");
+      kernels::PackBit2LutWeights(p, k->layer_.weights.data(), k->lut_w_.get());
+      k->pad_codes_.resize(k->pixel_codes_);
+      kernels::Bit2LutCodes(1, p.in_c, p.groups, k->pad_.data(), k->pad_codes_.data());
+      kernels::ConvIndirection(p, static_cast<int64_t>(k->pixel_codes_), k->offsets_.data());
+    } else {
+      k->packed_w_ = MakeAligned<uint64_t>(kernels::Bit2ConvPackedWeightsWords(p));
+      if (!k->packed_w_) return Error("out of memory packing a 2-bit layer");
+      kernels::PackBit2ConvWeights(p, k->layer_.weights.data(), k->packed_w_.get());
+      kernels::BinaryConvIndirection(p, k->offsets_.data());
+    }
     k->zero_.resize(p.out_c);
     kernels::Int8ConvWeightSums(p, k->layer_.weights.data(), k->zero_.data());
     const int u_zero = k->layer_.act.zero_point - k->layer_.act.qmin;
     for (int32_t& z : k->zero_) z *= u_zero;
-    k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
-    kernels::BinaryConvIndirection(p, k->offsets_.data());
     k->out_ = OutputOf(ctx, io, p.out_c, k->layer_.mul.data(), &k->storage_);
     k->in_ = ctx.inputs[0];
     k->pool_ = ctx.pool;
@@ -266,9 +281,23 @@ class Bit2Kernel : public Kernel {
     if (planes_) {
       kernels::QuantizeBitplanes2(pixels_, p.in_c, p.groups, layer_.act, in_, planes_.get());
     }
+    if (lookup_) {
+      auto pixels = [&](size_t begin, size_t end) {
+        kernels::Bit2LutCodes(static_cast<int64_t>(end - begin), p.in_c, p.groups,
+                              in_words_ + begin * pixel_words_,
+                              codes_.get() + begin * pixel_codes_);
+      };
+      pool_->ParallelFor(static_cast<size_t>(pixels_), 64, pixels);
+    }
     auto rows = [&](size_t begin, size_t end) {
-      kernels::Bit2Conv2d(p, in_words_, pad_.data(), packed_w_.get(), zero_.data(), offsets_.data(),
-                          out_, static_cast<int>(begin), static_cast<int>(end));
+      const int b = static_cast<int>(begin), e = static_cast<int>(end);
+      if (lookup_) {
+        kernels::Bit2LutConv2d(p, codes_.get(), pad_codes_.data(), lut_w_.get(), zero_.data(),
+                               offsets_.data(), out_, b, e);
+      } else {
+        kernels::Bit2Conv2d(p, in_words_, pad_.data(), packed_w_.get(), zero_.data(),
+                            offsets_.data(), out_, b, e);
+      }
     };
     pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, 1, rows);
     return Status::Ok();
@@ -277,9 +306,14 @@ class Bit2Kernel : public Kernel {
  private:
   explicit Bit2Kernel(IntegerLayer layer) : layer_(std::move(layer)) {}
   IntegerLayer layer_;
+  bool lookup_ = false;
   AlignedArray<uint64_t> packed_w_, planes_;
+  AlignedArray<uint8_t> lut_w_;
+  AlignedArray<uint16_t> codes_;
   const uint64_t* in_words_ = nullptr;
+  size_t pixel_words_ = 0, pixel_codes_ = 0;
   std::vector<uint64_t> pad_;
+  std::vector<uint16_t> pad_codes_;
   std::vector<int32_t> zero_;
   std::vector<int64_t> offsets_;
   native::TransformStorage storage_;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/bit2_lut.h"
 #include "kernels/dispatch.h"
 #include "kernels/int8.h"
 #include "kernels/ref.h"
@@ -251,6 +252,108 @@ TEST_P(PerTarget, Bit2ConvMatchesRefBitForBit) {
     }
   }
   EXPECT_GT(checked, 50);
+}
+
+TEST_P(PerTarget, Bit2LutCodesMatchRef) {
+  std::mt19937 rng(29);
+  for (int channels : {1, 2, 3, 17, 63, 64, 65, 128, 191, 192, 193, 200, 400}) {
+    for (int groups : {1, 2}) {
+      if (channels % groups != 0) continue;
+      const int64_t pixels = 5;
+      const int cg = channels / groups;
+      const ActivationQuant q = Random2BitQuant(rng);
+      auto x = Random(pixels * channels, rng);
+      for (float& v : x) v *= 2.f;
+      std::vector<uint64_t> planes(pixels * groups * PackedWords(cg) * 2);
+      QuantizeBitplanes2Ref(pixels, channels, groups, q, x.data(), planes.data());
+      const size_t n = pixels * groups * Bit2Triples(cg);
+      // One spare code past the end: the conversion must not write it.
+      std::vector<uint16_t> got(n + 1, 0xFFFF), want(n + 1, 0xFFFF);
+      Bit2LutCodes(pixels, channels, groups, planes.data(), got.data());
+      Bit2LutCodesRef(pixels, channels, groups, planes.data(), want.data());
+      EXPECT_EQ(got, want) << "channels " << channels << " groups " << groups;
+    }
+  }
+}
+
+// The lookup kernel against the bit-serial kernel's twin on random layers, with output channels
+// past one block of 64 and long reductions that make the 16-bit sums spill to 32 bits.
+TEST_P(PerTarget, Bit2LutConvMatchesRefBitForBit) {
+  std::mt19937 rng(31);
+  auto u = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  int checked = 0;
+  for (int in_c : {1, 3, 17, 63, 64, 65, 200, 700}) {
+    for (int trial = 0; trial < 8; ++trial) {
+      Case c = RandomCase(rng, in_c);
+      Conv2dParams& p = c.p;
+      if (p.out_h <= 0 || p.out_w <= 0) continue;
+      if (trial % 2 == 1) p.out_c = p.groups * u(60, 150);
+      if (in_c == 700) {  // 9 x 234 lookups: past one spill to 32 bits; a small image
+        p.kernel_h = p.kernel_w = 3;
+        p.batch = 1;
+        p.in_h = u(3, 5);
+        p.in_w = u(3, 6);
+      }
+      const int span_h = (p.kernel_h - 1) * p.dilation_h + 1;
+      const int span_w = (p.kernel_w - 1) * p.dilation_w + 1;
+      p.out_h = (p.in_h + 2 * p.pad_top - span_h) / p.stride_h + 1;
+      p.out_w = (p.in_w + 2 * p.pad_left - span_w) / p.stride_w + 1;
+      if (p.in_h + 2 * p.pad_top < span_h || p.in_w + 2 * p.pad_left < span_w) continue;
+      p.pad_value = trial % 3 == 0 ? 0.5f : 0.f;
+      ASSERT_TRUE(Bit2LutConvSupported(p));
+      ActivationQuant q = Random2BitQuant(rng);
+      const int taps = p.kernel_h * p.kernel_w;
+      const int cg = p.in_c / p.groups;
+      auto x = Random(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c, rng);
+      // Some layers at the extremes: every activation 3 and every weight +1 (or -1) gives the
+      // largest byte sums.
+      const int extreme = trial == 0 ? 1 : trial == 4 ? -1 : 0;
+      for (float& v : x) v = extreme != 0 ? 100.f : 2.f * v;
+      std::vector<int8_t> w(static_cast<size_t>(p.out_c) * taps * cg);
+      for (int8_t& v : w) {
+        v = static_cast<int8_t>(extreme != 0 ? extreme : static_cast<int>(rng() % 3) - 1);
+      }
+      const int64_t in_pixels = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
+      const int words = PackedWords(cg);
+      std::vector<uint64_t> planes(in_pixels * p.groups * words * 2);
+      QuantizeBitplanes2Ref(in_pixels, p.in_c, p.groups, q, x.data(), planes.data());
+      std::vector<uint64_t> pad(static_cast<size_t>(p.groups) * words * 2);
+      Bit2PadPixel(p, q, pad.data());
+      const int triples = Bit2Triples(cg);
+      std::vector<uint16_t> codes(in_pixels * p.groups * triples);
+      Bit2LutCodes(in_pixels, p.in_c, p.groups, planes.data(), codes.data());
+      std::vector<uint16_t> pad_codes(static_cast<size_t>(p.groups) * triples);
+      Bit2LutCodes(1, p.in_c, p.groups, pad.data(), pad_codes.data());
+      std::vector<uint8_t> packed(Bit2LutPackedWeightsBytes(p));
+      PackBit2LutWeights(p, w.data(), packed.data());
+      std::vector<int32_t> zero(p.out_c);
+      Int8ConvWeightSums(p, w.data(), zero.data());
+      const int u_zero = q.zero_point - q.qmin;
+      for (int32_t& z : zero) z *= u_zero;
+      std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
+      ConvIndirection(p, static_cast<int64_t>(p.groups) * triples, offsets.data());
+      const int rows = p.batch * p.out_h;
+      for (OutputKind kind :
+           {OutputKind::kFloat, OutputKind::kBits, OutputKind::kU8, OutputKind::kPlanes2}) {
+        RandomOutput out(kind, p.out_c, p.groups, 3 * taps * cg, rng);
+        ASSERT_TRUE(out.ok());
+        const size_t bytes = static_cast<size_t>(rows) * p.out_w * OutputPixelBytes(out.o, p.out_c);
+        std::vector<unsigned char> got(bytes, 0), want(bytes, 0);
+        ConvOutput o = out.o;
+        o.data = got.data();
+        Bit2LutConv2d(p, codes.data(), pad_codes.data(), packed.data(), zero.data(), offsets.data(),
+                      o, 0, rows / 2);
+        Bit2LutConv2d(p, codes.data(), pad_codes.data(), packed.data(), zero.data(), offsets.data(),
+                      o, rows / 2, rows);
+        o.data = want.data();
+        Bit2Conv2dRef(p, planes.data(), pad.data(), w.data(), u_zero, o, 0, rows);
+        ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " out_c " << p.out_c
+                             << " trial " << trial << " kind " << static_cast<int>(kind);
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 40);
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, PerTarget, ::testing::ValuesIn(SupportedTargets()),
