@@ -12,8 +12,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <new>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <random>
 #include <string>
@@ -31,6 +33,29 @@ namespace hybrid {
 namespace {
 
 int g_threads = 1;
+
+// Weights and activations 64-byte aligned, as the native backend holds them
+// (engine/backend_native.cc): from a 16-byte-aligned heap block every 64-byte load would span two
+// cache lines.
+template <class T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  explicit Aligned64(const Aligned64<U>& /*other*/) {}
+  T* allocate(size_t n) {
+    void* p = std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64);
+    if (p == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t /*n*/) { std::free(p); }
+  template <class U>
+  bool operator==(const Aligned64<U>& /*other*/) const {
+    return true;
+  }
+};
+template <class T>
+using AlignedVector = std::vector<T, Aligned64<T>>;
 
 struct Shape {
   const char* name;
@@ -84,9 +109,9 @@ void BM_Binary(benchmark::State& state, const Shape& s, bool from_float) {
   auto x = Random(static_cast<size_t>(p.in_h) * p.in_w * p.in_c, 1);
   auto w = Random(static_cast<size_t>(p.out_c) * p.kernel_h * p.kernel_w * p.in_c, 2);
   std::vector<float> mul(p.out_c, 0.01f), out(static_cast<size_t>(p.out_h) * p.out_w * p.out_c);
-  std::vector<uint64_t> packed_x(static_cast<size_t>(p.in_h) * p.in_w *
-                                 kernels::PackedWords(p.in_c));
-  std::vector<uint64_t> packed_w(kernels::BinaryConvPackedWeightsWords(p));
+  AlignedVector<uint64_t> packed_x(static_cast<size_t>(p.in_h) * p.in_w *
+                                   kernels::PackedWords(p.in_c));
+  AlignedVector<uint64_t> packed_w(kernels::BinaryConvPackedWeightsWords(p));
   kernels::PackBinaryConvWeights(p, w.data(), packed_w.data());
   std::vector<int32_t> sums(static_cast<size_t>(p.out_c) * p.kernel_h * p.kernel_w);
   kernels::BinaryConvTapSums(p, w.data(), sums.data());
@@ -95,8 +120,8 @@ void BM_Binary(benchmark::State& state, const Shape& s, bool from_float) {
   std::vector<int32_t> threshold(p.out_c);
   std::mt19937 rng(4);
   for (int32_t& t : threshold) t = static_cast<int32_t>(rng() % 17) - 8;
-  std::vector<uint64_t> out_bits(static_cast<size_t>(p.out_h) * p.out_w *
-                                 kernels::PackedWords(p.out_c));
+  AlignedVector<uint64_t> out_bits(static_cast<size_t>(p.out_h) * p.out_w *
+                                   kernels::PackedWords(p.out_c));
   kernels::ConvOutput o;
   if (from_float) {
     o.transform.mul = mul.data();
@@ -145,11 +170,11 @@ void BM_Int8(benchmark::State& state, const Shape& s, bool nibbles) {
                                     : static_cast<int>(rng() % 255) - 127);
   }
   const kernels::ActivationQuant q = SignedQuant(nibbles ? 4 : 8);
-  std::vector<uint8_t> qx(static_cast<size_t>(p.in_h) * p.in_w * kernels::Int8Channels(p.in_c));
+  AlignedVector<uint8_t> qx(static_cast<size_t>(p.in_h) * p.in_w * kernels::Int8Channels(p.in_c));
   kernels::QuantizeU8(static_cast<int64_t>(p.in_h) * p.in_w, p.in_c, 1, q, x.data(), qx.data());
   std::vector<uint8_t> pad(kernels::Int8Channels(p.in_c), kernels::QuantizeOneU8(q, 0.f));
-  std::vector<int8_t> packed(kernels::Int8ConvPackedWeightsBytes(p));
-  std::vector<uint8_t> nibble_packed(kernels::Int4ConvPackedWeightsBytes(p));
+  AlignedVector<int8_t> packed(kernels::Int8ConvPackedWeightsBytes(p));
+  AlignedVector<uint8_t> nibble_packed(kernels::Int4ConvPackedWeightsBytes(p));
   kernels::PackInt8ConvWeights(p, w.data(), packed.data());
   kernels::PackInt4ConvWeights(p, w.data(), nibble_packed.data());
   std::vector<int32_t> zero(p.out_c);
@@ -158,7 +183,8 @@ void BM_Int8(benchmark::State& state, const Shape& s, bool nibbles) {
   std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
   kernels::Int8ConvIndirection(p, offsets.data());
   std::vector<float> mul(p.out_c, 1e-4f);
-  std::vector<uint8_t> out(static_cast<size_t>(p.out_h) * p.out_w * kernels::Int8Channels(p.out_c));
+  AlignedVector<uint8_t> out(static_cast<size_t>(p.out_h) * p.out_w *
+                             kernels::Int8Channels(p.out_c));
   kernels::ConvOutput o;
   o.kind = kernels::OutputKind::kU8;
   o.transform.mul = mul.data();
@@ -195,7 +221,7 @@ void BM_Bit2(benchmark::State& state, const Shape& s, bool lookup) {
   const kernels::ActivationQuant q = SignedQuant(2);
   const int64_t in_pixels = static_cast<int64_t>(p.in_h) * p.in_w;
   const size_t pixel_words = static_cast<size_t>(kernels::PackedWords(p.in_c)) * 2;
-  std::vector<uint64_t> planes(in_pixels * pixel_words);
+  AlignedVector<uint64_t> planes(in_pixels * pixel_words);
   kernels::QuantizeBitplanes2(in_pixels, p.in_c, 1, q, x.data(), planes.data());
   std::vector<uint64_t> pad(pixel_words);
   kernels::Bit2PadPixel(p, q, pad.data());
@@ -203,8 +229,8 @@ void BM_Bit2(benchmark::State& state, const Shape& s, bool lookup) {
   kernels::Int8ConvWeightSums(p, w.data(), zero.data());
   for (int32_t& v : zero) v *= q.zero_point - q.qmin;
   std::vector<float> mul(p.out_c, 0.05f);
-  std::vector<uint64_t> out(static_cast<size_t>(p.out_h) * p.out_w * kernels::PackedWords(p.out_c) *
-                            2);
+  AlignedVector<uint64_t> out(static_cast<size_t>(p.out_h) * p.out_w *
+                              kernels::PackedWords(p.out_c) * 2);
   kernels::ConvOutput o;
   o.kind = kernels::OutputKind::kPlanes2;
   o.transform.mul = mul.data();
@@ -214,9 +240,9 @@ void BM_Bit2(benchmark::State& state, const Shape& s, bool lookup) {
   std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
   if (lookup) {
     const int triples = kernels::Bit2Triples(p.in_c);
-    std::vector<uint16_t> codes(in_pixels * triples), pad_codes(triples);
+    AlignedVector<uint16_t> codes(in_pixels * triples), pad_codes(triples);
     kernels::Bit2LutCodes(1, p.in_c, 1, pad.data(), pad_codes.data());
-    std::vector<uint8_t> packed(kernels::Bit2LutPackedWeightsBytes(p));
+    AlignedVector<uint8_t> packed(kernels::Bit2LutPackedWeightsBytes(p));
     kernels::PackBit2LutWeights(p, w.data(), packed.data());
     kernels::ConvIndirection(p, triples, offsets.data());
     auto pixels = [&](size_t begin, size_t end) {
@@ -233,7 +259,7 @@ void BM_Bit2(benchmark::State& state, const Shape& s, bool lookup) {
       benchmark::DoNotOptimize(out.data());
     }
   } else {
-    std::vector<uint64_t> packed(kernels::Bit2ConvPackedWeightsWords(p));
+    AlignedVector<uint64_t> packed(kernels::Bit2ConvPackedWeightsWords(p));
     kernels::PackBit2ConvWeights(p, w.data(), packed.data());
     kernels::BinaryConvIndirection(p, offsets.data());
     auto rows = [&](size_t begin, size_t end) {
@@ -323,14 +349,14 @@ void BM_BinaryCeiling(benchmark::State& state) {
   p.out_h = 1;
   p.out_w = 8;
   std::mt19937_64 rng(1);
-  std::vector<uint64_t> in(static_cast<size_t>(p.in_h) * p.in_w * 8);
-  std::vector<uint64_t> packed(kernels::BinaryConvPackedWeightsWords(p));
+  AlignedVector<uint64_t> in(static_cast<size_t>(p.in_h) * p.in_w * 8);
+  AlignedVector<uint64_t> packed(kernels::BinaryConvPackedWeightsWords(p));
   for (auto& v : in) v = rng();
   for (auto& v : packed) v = rng();
   std::vector<int32_t> sums(16 * 25), threshold(16, 0);
   std::vector<int64_t> offsets(8 * 25);
   kernels::BinaryConvIndirection(p, offsets.data());
-  std::vector<uint64_t> out(8 * 1);
+  AlignedVector<uint64_t> out(8 * 1);
   kernels::ConvOutput o;
   o.kind = kernels::OutputKind::kBits;
   o.threshold = threshold.data();
