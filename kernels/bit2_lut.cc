@@ -3,11 +3,11 @@
 // VPMULTISHIFTQB; every other target runs the same layouts through portable code, so that the
 // layouts are tested on all of them.
 //
-// A tile is MR output pixels by NB blocks of 64 output channels. Per pixel and block three
-// registers: the byte sums of the last kLutRun lookups (each entry at most 18, so 14 fit in a
-// byte), and two of 16-bit lanes they are widened into: `lo` adds the byte pairs as words, `hi`
-// the high bytes alone; the low bytes' sums are then lo - 256 * hi, exact modulo 2^16 and below
-// 2^15. After kWidenings widenings (or at the end) the 16-bit sums go to 32-bit sums in memory.
+// A tile is MR output pixels by NB blocks of 64 output channels. Per pixel and block, a register
+// of byte sums over the last kLutRun lookups (each entry at most 18, so 14 fit in a byte), and
+// two vectors of 16-bit sums they are widened into, in memory: `lo` adds the byte pairs as words,
+// `hi` the high bytes alone; the low bytes' sums are then lo - 256 * hi, exact modulo 2^16 and
+// below 2^15. After kWidenings widenings (or at the end) the 16-bit sums go to 32-bit sums.
 // clang-format off: the Highway configuration must precede every Highway header.
 #include "kernels/hwy_config.h"
 // clang-format on
