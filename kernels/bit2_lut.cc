@@ -13,6 +13,7 @@
 // clang-format on
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "kernels/binary.h"
@@ -36,6 +37,46 @@ constexpr int kWidenings = 130;
 // The bias of every table entry (entries are 9 + the dot product).
 constexpr int kEntryBias = 9;
 
+#if HWY_TARGET == HWY_AVX3_DL
+// The code conversion's byte gather and bit shifts (Bit2LutCodesImpl explains them), made at
+// compile time.
+using Bytes64 = std::array<uint8_t, 64>;
+constexpr Bytes64 MakeCodeGather() {
+  Bytes64 gather{};
+  for (int k = 0; k < 8; ++k) {
+    for (int j = 0; j < 8; ++j) {
+      const int n = 3 * k + (j < 4 ? std::min(j, 2) : std::min(j - 4, 2));
+      const int plane = j < 4 ? 0 : 1;
+      gather[k * 8 + j] = static_cast<uint8_t>((n / 8) * 16 + plane * 8 + n % 8);
+    }
+  }
+  return gather;
+}
+constexpr std::array<Bytes64, 2> MakeCodeShifts() {
+  std::array<Bytes64, 2> shifts{};
+  for (int i = 0; i < 64; ++i) {
+    shifts[0][i] = static_cast<uint8_t>(3 * (i % 8));
+    shifts[1][i] = static_cast<uint8_t>(29 + 3 * (i % 8));
+  }
+  return shifts;
+}
+alignas(64) constexpr Bytes64 kCodeGather = MakeCodeGather();
+alignas(64) constexpr std::array<Bytes64, 2> kCodeShifts = MakeCodeShifts();
+
+// Word j of the ordered vectors: channel j's sum, from the low-byte (even channel) sums E (index
+// j / 2) and the high-byte (odd channel) sums O (index 32 + j / 2) of VPERMT2W.
+using Words32 = std::array<uint16_t, 32>;
+constexpr std::array<Words32, 2> MakeSumOrder() {
+  std::array<Words32, 2> order{};
+  for (int j = 0; j < 32; ++j) {
+    order[0][j] = static_cast<uint16_t>((j % 2) * 32 + j / 2);
+    order[1][j] = static_cast<uint16_t>((j % 2) * 32 + 16 + j / 2);
+  }
+  return order;
+}
+alignas(64) constexpr std::array<Words32, 2> kSumOrder = MakeSumOrder();
+#endif
+
 bool Bit2LutTargetImpl() { return HWY_TARGET == HWY_AVX3_DL; }
 
 void Bit2LutCodesImpl(int64_t pixels, int channels, int groups, const uint64_t* planes,
@@ -48,20 +89,9 @@ void Bit2LutCodesImpl(int64_t pixels, int channels, int groups, const uint64_t* 
   // gathered vector holds bytes 3k..3k+2 of plane 0 in its bytes 0-2 and of plane 1 in bytes 4-6,
   // the 24 channels of codes 8k..8k+7; VPMULTISHIFTQB then picks each code's three bits of plane
   // 0 (at bit 3j) and of plane 1 (at bit 32 + 3j, fetched from 29 + 3j to land at bits 3-5).
-  alignas(64) uint8_t gather[64];
-  alignas(64) uint8_t shifts0[64], shifts1[64];
-  for (int k = 0; k < 8; ++k) {
-    for (int j = 0; j < 8; ++j) {
-      const int n = 3 * k + (j < 4 ? std::min(j, 2) : std::min(j - 4, 2));
-      const int plane = j < 4 ? 0 : 1;
-      gather[k * 8 + j] = static_cast<uint8_t>((n / 8) * 16 + plane * 8 + n % 8);
-      shifts0[k * 8 + j] = static_cast<uint8_t>(3 * j);
-      shifts1[k * 8 + j] = static_cast<uint8_t>(29 + 3 * j);
-    }
-  }
-  const __m512i gather_v = _mm512_load_si512(gather);
-  const __m512i shifts0_v = _mm512_load_si512(shifts0);
-  const __m512i shifts1_v = _mm512_load_si512(shifts1);
+  const __m512i gather_v = _mm512_load_si512(kCodeGather.data());
+  const __m512i shifts0_v = _mm512_load_si512(kCodeShifts[0].data());
+  const __m512i shifts1_v = _mm512_load_si512(kCodeShifts[1].data());
   const __m512i low3 = _mm512_set1_epi8(0x07), mid3 = _mm512_set1_epi8(0x38);
   for (int64_t px = 0; px < pixels * groups; ++px) {
     const uint64_t* w = planes + px * words * 2;
@@ -133,13 +163,6 @@ HWY_INLINE void LutTile(const Src& src, int taps, int triples, const uint8_t* w,
       }
     }
   }
-  // Word j of the ordered vectors: channel j's sum, from the low-byte (even channel) sums E and
-  // the high-byte (odd channel) sums O.
-  alignas(64) uint16_t order[2][32];
-  for (int j = 0; j < 32; ++j) {
-    order[0][j] = static_cast<uint16_t>((j % 2) * 32 + j / 2);
-    order[1][j] = static_cast<uint16_t>((j % 2) * 32 + 16 + j / 2);
-  }
   // The byte sums live in registers through a run of lookups; the 16-bit sums in memory, touched
   // once per run (kept in registers too, GCC reloads them on every lookup).
   __m512i x[MR][NB];
@@ -158,7 +181,8 @@ HWY_INLINE void LutTile(const Src& src, int taps, int triples, const uint8_t* w,
     run = 0;
   };
   auto spill = [&] {
-    const __m512i order0 = _mm512_load_si512(order[0]), order1 = _mm512_load_si512(order[1]);
+    const __m512i order0 = _mm512_load_si512(kSumOrder[0].data());
+    const __m512i order1 = _mm512_load_si512(kSumOrder[1].data());
     const __m512i bias = _mm512_set1_epi32(kEntryBias * pending);
     for (int m = 0; m < MR; ++m) {
       for (int nb = 0; nb < NB; ++nb) {
