@@ -439,8 +439,8 @@ int main(int argc, char** argv) {
         ->UseRealTime();
     benchmark::RegisterBenchmark(("conv/bit2_serial/" + shape).c_str(), BM_Bit2, s, false)
         ->UseRealTime();
-    // Elsewhere than AVX3_DL the lookup runs portable code, no contender.
-    if (kernels::CurrentTarget() == "avx3_dl") {
+    // Elsewhere than AVX3_DL (with or without AMX) the lookup runs portable code, no contender.
+    if (kernels::CurrentTarget() == "avx3_dl" || kernels::CurrentTarget() == "avx3_amx") {
       benchmark::RegisterBenchmark(("conv/bit2_lut/" + shape).c_str(), BM_Bit2, s, true)
           ->UseRealTime();
     }

@@ -4,7 +4,8 @@
 // channels, taps found through an indirection buffer, each i32 lane accumulating four u8 x s8
 // products. AVX3_DL has that instruction (VPDPBUSD); AVX-512 and AVX2 split each lane's four bytes
 // into two 16-bit pairs for VPMADDWD (exact: 255 * 127 * 2 fits easily); the scalar and NEON
-// code multiplies byte by byte.
+// code multiplies byte by byte. Where the CPU has AMX (AmxActive), the AVX3_DL code runs the
+// same sums on tiles instead (AmxConv2d below).
 // clang-format off: the Highway configuration must precede every Highway header.
 #include "kernels/hwy_config.h"
 // clang-format on
@@ -12,7 +13,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
+#include "kernels/dispatch.h"
 #include "kernels/int8.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -24,8 +28,9 @@
 
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
-// Highway 1.0.3's AVX3_DL target string lacks VNNI, which every such CPU has.
-#pragma GCC target("avx512vnni")
+// Highway 1.0.3's AVX3_DL target string lacks VNNI, which every such CPU has. AMX only for the
+// tile configuration's intrinsics; the code runs them only where AmxActive says the CPU has it.
+#pragma GCC target("avx512vnni,amx-tile,amx-int8")
 #endif
 namespace hybrid::kernels {
 namespace HWY_NAMESPACE {
@@ -251,10 +256,490 @@ constexpr int64_t kBlockChunkBytes = 48 * 1024;
 // Blocks of output channels planned at once: their weights stay hot while the pixels stream.
 constexpr int kMaxChunkBlocks = 64;
 
+#if HWY_TARGET == HWY_AVX3_DL
+// AMX: TDPBUSD multiplies a tile of 16 rows x 64 u8 (16 output pixels, 64 input bytes of one
+// tap) by one of 16 rows x 64 s8 (16 quads x 16 output channels x 4), which is exactly a block
+// of 16 quads in PackInt8ConvWeights' layout, into 16 x 16 i32 sums: 16384 MACs per instruction.
+// A tile of 32 pixels x 2 blocks keeps four sum tiles, two input tiles and two weight tiles (all
+// eight), so each tile loaded feeds two TDPBUSD. Tile loads run at full speed only from 64-byte
+// aligned rows (about 6x slower otherwise, measured), so the pixels' taps are gathered once per
+// pixel tile into an aligned im2col buffer, each tap's bytes padded with zeros to whole rows of
+// 64, and reused by every block of output channels.
+namespace amx {
+
+constexpr int kRows = 16;           // pixels (or quads) per tile
+constexpr int kPixels = 2 * kRows;  // pixels per tile of the kernel
+constexpr int kRowBytes = 64;
+constexpr int kSumStride = 2 * kRows;  // i32 per pixel of a tile's sums: two blocks
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Scratch of one thread, grown to the largest layer it meets and kept: a run after the first
+// allocates nothing.
+struct Scratch {
+  std::vector<uint8_t> bytes;
+  uint8_t* Get(size_t n) {
+    if (bytes.size() < n + 64) bytes.assign(n + 64, 0);
+    return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(bytes.data()) + 63) &
+                                      ~uintptr_t{63});
+  }
+};
+
+// `rows` quads (of 32 nibble bytes) of 4-bit weights as 16 * w in s8 (see LoadWeights), rows
+// past them zero.
+HWY_INLINE void UnpackNibbleRows(const uint8_t* src, int rows, int8_t* dst) {
+  const __m512i shifts = _mm512_set_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+  const __m512i top = _mm512_set1_epi8(-16);
+  for (int r = 0; r < kRows; ++r) {
+    __m512i v = _mm512_setzero_si512();
+    if (r < rows) {
+      const __m512i both = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + r * 32)));
+      v = _mm512_and_si512(_mm512_sllv_epi64(both, shifts), top);
+    }
+    _mm512_store_si512(dst + r * kRowBytes, v);
+  }
+}
+
+// `rows` rows of 64 weight bytes, rows past them zero: a tap's last chunk, whose rows past the
+// tap belong to the next tap or lie past the buffer.
+HWY_INLINE void CopyWeightRows(const int8_t* src, int rows, int8_t* dst) {
+  for (int r = 0; r < kRows; ++r) {
+    const __m512i v = r < rows ? _mm512_loadu_si512(src + r * kRowBytes) : _mm512_setzero_si512();
+    _mm512_store_si512(dst + r * kRowBytes, v);
+  }
+}
+
+// What every tile of a layer shares.
+struct Layer {
+  int taps, quads, chunks;
+  int shift;         // 4 with nibbles: the sums are 16 times the true ones
+  int8_t* bscratch;  // 2 KB: two blocks' weight tiles of one chunk
+};
+
+// Sums of up to 32 pixels x 2 blocks over every tap and chunk, left in tiles 0-3: block i's
+// for pixels 0-15 in tile i, for pixels 16-31 in tile 2 + i. a[t] is pixel 0's first byte of
+// tap t (pixel m at a[t] + m * a_stride, 64-byte aligned), wb[i] block i's packed weights,
+// start[i] its 16 starting sums.
+template <bool kTwoBlocks, bool kTwoRowTiles, bool kNibbles>
+HWY_INLINE void TileSums(const Layer& l, const uint8_t* const* a, int64_t a_stride,
+                         const int8_t* const* wb, const int32_t* const* start) {
+  constexpr int64_t kQuadBytes = kNibbles ? kInt8OcBlock * 2 : kInt8OcBlock * 4;
+  int8_t* const b0s = l.bscratch;
+  int8_t* const b1s = l.bscratch + kRows * kRowBytes;
+  // Tile instructions are asm that the compiler cannot see read memory.
+  asm volatile("" ::: "memory");
+  _tile_loadd(0, start[0], 0);
+  if (kTwoBlocks) _tile_loadd(1, start[1], 0);
+  if (kTwoRowTiles) {
+    _tile_loadd(2, start[0], 0);
+    if (kTwoBlocks) _tile_loadd(3, start[1], 0);
+  }
+  for (int t = 0; t < l.taps; ++t) {
+    const uint8_t* arow = a[t];
+    for (int c = 0; c < l.chunks; ++c, arow += kRowBytes) {
+      const int rows = std::min(kRows, l.quads - c * kRows);
+      const int64_t off = (static_cast<int64_t>(t) * l.quads + c * kRows) * kQuadBytes;
+      const int8_t* b0 = wb[0] + off;
+      const int8_t* b1 = kTwoBlocks ? wb[1] + off : nullptr;
+      if (kNibbles) {
+        UnpackNibbleRows(reinterpret_cast<const uint8_t*>(b0), rows, b0s);
+        if (kTwoBlocks) UnpackNibbleRows(reinterpret_cast<const uint8_t*>(b1), rows, b1s);
+        b0 = b0s;
+        b1 = b1s;
+        asm volatile("" ::: "memory");
+      } else if (rows < kRows) {
+        CopyWeightRows(b0, rows, b0s);
+        if (kTwoBlocks) CopyWeightRows(b1, rows, b1s);
+        b0 = b0s;
+        b1 = b1s;
+        asm volatile("" ::: "memory");
+      }
+      // Each load as late as its first use, so that it overlaps the TDPBUSD before it.
+      _tile_loadd(4, arow, a_stride);
+      _tile_loadd(6, b0, kRowBytes);
+      _tile_dpbusd(0, 4, 6);
+      if (kTwoBlocks) {
+        _tile_loadd(7, b1, kRowBytes);
+        _tile_dpbusd(1, 4, 7);
+      }
+      if (kTwoRowTiles) {
+        _tile_loadd(5, arow + kRows * a_stride, a_stride);
+        _tile_dpbusd(2, 5, 6);
+        if (kTwoBlocks) _tile_dpbusd(3, 5, 7);
+      }
+      // Nor that they must read the scratch before the next chunk overwrites it.
+      if (kNibbles) asm volatile("" ::: "memory");
+    }
+  }
+}
+
+// Tiles 0-3 of TileSums to `sums`: pixel m's sums at sums + m * kSumStride, block i's at + 16 i.
+// Their asm clobbers memory, so no store after them moves before a tile load of the step.
+template <bool kTwoBlocks, bool kTwoRowTiles>
+HWY_INLINE void StoreSums(int32_t* sums) {
+  constexpr int64_t kBytes = kSumStride * sizeof(int32_t);
+  _tile_stored(0, sums, kBytes);
+  if (kTwoBlocks) _tile_stored(1, sums + kRows, kBytes);
+  if (kTwoRowTiles) {
+    _tile_stored(2, sums + kRows * kSumStride, kBytes);
+    if (kTwoBlocks) _tile_stored(3, sums + kRows * kSumStride + kRows, kBytes);
+  }
+}
+
+// One step's sums waiting for their output transform: a pair of blocks for one tile of pixels.
+struct Pending {
+  BlockOutput outs[2];
+  BlockTail tail[2];  // the parameters of a partial block, which outs may point into
+  int nblk = 0;
+  int mr = 0;
+  unsigned char* px_out[kPixels];  // null for a pixel computed but not the layer's
+  alignas(64) int32_t start[2][kRows];
+  alignas(64) int32_t sums[kPixels * kSumStride];
+};
+
+// The output transform of a pending step.
+HWY_INLINE void Finish(const Pending& pend, int shift) {
+  const DI32 d;
+  for (int m0 = 0; m0 < pend.mr;) {
+    if (pend.px_out[m0] == nullptr) {
+      ++m0;
+      continue;
+    }
+    int m1 = m0 + 1;
+    while (m1 < pend.mr && pend.px_out[m1] != nullptr) ++m1;
+    for (int i = 0; i < pend.nblk; ++i) {
+      StoreBlocks(d, pend.sums + m0 * kSumStride + i * kRows, kSumStride, m1 - m0, shift,
+                  pend.outs[i], pend.px_out + m0);
+    }
+    m0 = m1;
+  }
+}
+
+// fn(b, y0, y1) for each image b whose output rows [y0, y1) lie in rows [row_begin, row_end) of
+// batch * out_h.
+template <class Fn>
+HWY_INLINE void ForEachImageRows(int row_begin, int row_end, int out_h, const Fn& fn) {
+  for (int row = row_begin; row < row_end;) {
+    const int y0 = row % out_h;
+    const int y1 = std::min(out_h, y0 + (row_end - row));
+    fn(static_cast<int64_t>(row / out_h), y0, y1);
+    row += y1 - y0;
+  }
+}
+
+// The blocks of a step: blocks nb and nb + 1 (if any) of group g.
+struct Pair {
+  int g, nb;
+  const int8_t* wb[2];  // their weights: packed, or unpacked into scratch
+};
+
+// Steps in sequence, each one's output transform run after the next one's TDPBUSDs are issued,
+// so that vector and tile work overlap. (Sliced between the chunks instead, to overlap more, it
+// reloads each block's transform parameters per slice: slower, measured.)
+class Stepper {
+ public:
+  Stepper(const Layer& l, const Conv2dParams& p, const ConvOutput& o, const int32_t* zero,
+          Pending* pend)
+      : l_(l), p_(p), o_(o), zero_(zero), pend_(pend) {}
+  ~Stepper() { Flush(); }
+
+  // One pair over one tile of mr pixels (tap t of pixel m at a[t] + m * a_stride).
+  template <bool kNibbles>
+  HWY_INLINE void Step(const Pair& pair, const uint8_t* const* a, int64_t a_stride, int mr,
+                       unsigned char* const* px_out) {
+    Pending& pd = pend_[cur_];
+    const int out_cg = p_.out_c / p_.groups;
+    const int blocks = (out_cg + kInt8OcBlock - 1) / kInt8OcBlock;
+    pd.nblk = std::min(2, blocks - pair.nb);
+    pd.mr = mr;
+    std::memcpy(pd.px_out, px_out, sizeof(pd.px_out[0]) * mr);
+    const int32_t* start[2] = {nullptr, nullptr};
+    for (int i = 0; i < pd.nblk; ++i) {
+      const int c0 = pair.g * out_cg + (pair.nb + i) * kInt8OcBlock;
+      const int count = std::min(kInt8OcBlock, out_cg - (pair.nb + i) * kInt8OcBlock);
+      pd.outs[i] = BlockOf(o_, p_.out_c, c0, count, &pd.tail[i]);
+      const int32_t* z = BlockOf(zero_, c0, count, 0, pd.tail[i].zero);
+      for (int j = 0; j < kRows; ++j) pd.start[i][j] = -z[j] * (1 << l_.shift);
+      start[i] = pd.start[i];
+    }
+    const bool two_rows = mr > kRows;
+    if (pd.nblk == 2) {
+      if (two_rows) {
+        TileSums<true, true, kNibbles>(l_, a, a_stride, pair.wb, start);
+      } else {
+        TileSums<true, false, kNibbles>(l_, a, a_stride, pair.wb, start);
+      }
+    } else if (two_rows) {
+      TileSums<false, true, kNibbles>(l_, a, a_stride, pair.wb, start);
+    } else {
+      TileSums<false, false, kNibbles>(l_, a, a_stride, pair.wb, start);
+    }
+    Flush();
+    if (pd.nblk == 2) {
+      if (two_rows) {
+        StoreSums<true, true>(pd.sums);
+      } else {
+        StoreSums<true, false>(pd.sums);
+      }
+    } else if (two_rows) {
+      StoreSums<false, true>(pd.sums);
+    } else {
+      StoreSums<false, false>(pd.sums);
+    }
+    prev_ = &pd;
+    cur_ ^= 1;
+  }
+
+  void Flush() {
+    if (prev_ != nullptr) Finish(*prev_, l_.shift);
+    prev_ = nullptr;
+  }
+
+ private:
+  const Layer& l_;
+  const Conv2dParams& p_;
+  const ConvOutput& o_;
+  const int32_t* zero_;
+  Pending* pend_;
+  Pending* prev_ = nullptr;
+  int cur_ = 0;
+};
+
+// The 4-bit weights of blocks [nb, nb + count) of group g as the s8 values 16 * w in
+// PackInt8ConvWeights' layout.
+HWY_INLINE void UnpackBlocks(const uint8_t* packed, int64_t block_bytes_int8, int g, int blocks,
+                             int nb, int count, int8_t* dst) {
+  const __m512i shifts = _mm512_set_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+  const __m512i top = _mm512_set1_epi8(-16);
+  const uint8_t* src = packed + (static_cast<int64_t>(g) * blocks + nb) * (block_bytes_int8 / 2);
+  for (int64_t q = 0; q < count * block_bytes_int8 / kRowBytes; ++q) {
+    const __m512i both =
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + q * 32)));
+    _mm512_store_si512(dst + q * kRowBytes, _mm512_and_si512(_mm512_sllv_epi64(both, shifts), top));
+  }
+}
+
+template <bool kNibbles>
+void Conv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad_pixel,
+            const int8_t* packed, const int32_t* zero, const int64_t* offsets, const ConvOutput& o,
+            int row_begin, int row_end) {
+  const Conv2dParams p = params;
+  const int cg = p.in_c / p.groups;
+  const int stored = Int8Channels(cg);
+  const int quads = stored / 4;
+  const int chunks = (stored + kRowBytes - 1) / kRowBytes;
+  const int taps = p.kernel_h * p.kernel_w;
+  const int out_cg = p.out_c / p.groups;
+  const int blocks = (out_cg + kInt8OcBlock - 1) / kInt8OcBlock;
+  const int64_t block_bytes_int8 = static_cast<int64_t>(taps) * stored * kInt8OcBlock;
+  const int64_t block_bytes = block_bytes_int8 / (kNibbles ? 2 : 1);
+  const int64_t pixel_bytes = static_cast<int64_t>(p.groups) * stored;
+  const int64_t image_bytes = static_cast<int64_t>(p.in_h) * p.in_w * pixel_bytes;
+  const int64_t out_pixel_bytes = OutputPixelBytes(o, p.out_c);
+  auto* const out_base = static_cast<unsigned char*>(o.data);
+  const int64_t plane = static_cast<int64_t>(p.out_h) * p.out_w;
+  const int span_h = (p.kernel_h - 1) * p.dilation_h;
+  const int span_w = (p.kernel_w - 1) * p.dilation_w;
+  // Direct: a stride-1 layer whose taps are whole rows of 64 bytes reads its tiles straight from
+  // a padded copy of the input. Pixel (oy, ox) becomes pixel oy * wp + ox of a virtual output as
+  // wide as the padded input, whose tap (kh, kw) is then a fixed shift of kh * dh * wp + kw * dw
+  // padded pixels: every tap's 16 pixels are equally spaced, however a tile crosses rows. The
+  // virtual pixels in the pad columns are computed and dropped (on 3x3 layers of width 56, 28,
+  // 14 and 7, 4%, 8%, 0% and 0% more tiles), against an im2col copy of every tap. Elsewhere the
+  // taps are gathered into im2col rows padded to 64 bytes, once per tile of pixels.
+  const bool direct = p.stride_h == 1 && p.stride_w == 1 && stored % kRowBytes == 0;
+  const int64_t wp = p.out_w + span_w;
+  // The direct walk's padded rows: one segment per image the rows [row_begin, row_end) touch,
+  // each followed by room for the last tile's reads past it.
+  auto segment_pixels = [&](int y0, int y1) { return (y1 - y0 + span_h) * wp + kPixels + wp; };
+  int64_t padded_pixels = 0, tiles_per_group = 0;
+  ForEachImageRows(row_begin, row_end, p.out_h, [&](int64_t, int y0, int y1) {
+    padded_pixels += segment_pixels(y0, y1);
+    tiles_per_group += ((y1 - y0 - 1) * wp + p.out_w + kPixels - 1) / kPixels;
+  });
+  const int64_t im2col_stride = static_cast<int64_t>(taps) * chunks * kRowBytes;
+  const size_t a_bytes =
+      static_cast<size_t>(direct ? padded_pixels * pixel_bytes : kPixels * im2col_stride);
+  const size_t bscratch_bytes = 2 * kRows * kRowBytes;
+  // The direct walk's loop order. Tiles outermost keep a tile's padded rows in L1 while every
+  // pair's weights stream by; pairs outermost keep a pair's weights while the tiles stream by,
+  // which wins where the weights outgrow L2 (3x3, 512 channels: 2.4 MB; measured 0.78x
+  // -> 1.04-1.16x oneDNN int8). 4-bit weights unpacked a chunk at a time cost as much as the
+  // TDPBUSDs they feed, so with 4 tiles or more to share the work each pair is unpacked once, pairs
+  // outermost.
+  const bool unpack_pairs = kNibbles && direct && tiles_per_group >= 4;
+  const bool pair_outer =
+      unpack_pairs || (!kNibbles && blocks * block_bytes_int8 >= (int64_t{1} << 20));
+  const size_t wpair_bytes = unpack_pairs ? static_cast<size_t>(2 * block_bytes_int8) : 0;
+
+  static thread_local Scratch scratch;
+  uint8_t* const base = scratch.Get(a_bytes + bscratch_bytes + wpair_bytes + 2 * sizeof(Pending));
+  uint8_t* const a = base;
+  const Layer l{taps, quads, chunks, kNibbles ? 4 : 0, reinterpret_cast<int8_t*>(base + a_bytes)};
+  auto* const wpair = reinterpret_cast<int8_t*>(base + a_bytes + bscratch_bytes);
+  auto* const pend = reinterpret_cast<Pending*>(base + a_bytes + bscratch_bytes + wpair_bytes);
+
+  TileConfig config;
+  for (int i = 0; i < 8; ++i) {
+    config.colsb[i] = kRowBytes;
+    config.rows[i] = kRows;
+  }
+  asm volatile("" ::: "memory");
+  _tile_loadconfig(&config);
+  {
+    Stepper stepper(l, p, o, zero, pend);
+    const uint8_t* a_taps[kMaxInt8Taps];
+    unsigned char* px_out[kPixels];
+    auto pair_of = [&](int g, int nb) {
+      Pair pr{g, nb, {nullptr, nullptr}};
+      for (int i = 0; i < std::min(2, blocks - nb); ++i) {
+        pr.wb[i] = packed + (static_cast<int64_t>(g) * blocks + nb + i) * block_bytes;
+      }
+      return pr;
+    };
+    if (direct) {
+      int64_t tap_shift[kMaxInt8Taps];
+      for (int kh = 0; kh < p.kernel_h; ++kh) {
+        for (int kw = 0; kw < p.kernel_w; ++kw) {
+          tap_shift[kh * p.kernel_w + kw] =
+              (static_cast<int64_t>(kh) * p.dilation_h * wp + kw * p.dilation_w) * pixel_bytes;
+        }
+      }
+      // Padded rows [y0, y1 + span_h) of each segment: input row y - pad_top, column x - pad_left.
+      uint8_t* dst = a;
+      ForEachImageRows(row_begin, row_end, p.out_h, [&](int64_t b, int y0, int y1) {
+        const uint8_t* image = in + b * image_bytes;
+        uint8_t* seg = dst;
+        for (int y = y0; y < y1 + span_h; ++y) {
+          const int iy = y - p.pad_top;
+          for (int64_t x = 0; x < wp; ++x, dst += pixel_bytes) {
+            const int64_t ix = x - p.pad_left;
+            const uint8_t* src =
+                iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w
+                    ? image + (static_cast<int64_t>(iy) * p.in_w + ix) * pixel_bytes
+                    : pad_pixel;
+            for (int64_t k = 0; k < pixel_bytes; k += kRowBytes) {
+              _mm512_store_si512(dst + k, _mm512_loadu_si512(src + k));
+            }
+          }
+        }
+        dst = seg + segment_pixels(y0, y1) * pixel_bytes;
+      });
+      // fn(tile, mr) for every tile of every segment, px_out set for its pixels.
+      auto for_each_tile = [&](auto fn) {
+        const uint8_t* seg = a;
+        ForEachImageRows(row_begin, row_end, p.out_h, [&](int64_t b, int y0, int y1) {
+          const int64_t virtual_pixels = static_cast<int64_t>(y1 - y0 - 1) * wp + p.out_w;
+          for (int64_t v0 = 0; v0 < virtual_pixels; v0 += kPixels) {
+            const int mr = static_cast<int>(std::min<int64_t>(kPixels, virtual_pixels - v0));
+            for (int m = 0; m < mr; ++m) {
+              const int64_t v = v0 + m;
+              const int64_t oy = y0 + v / wp, ox = v % wp;
+              px_out[m] = ox < p.out_w
+                              ? out_base + ((b * p.out_h + oy) * p.out_w + ox) * out_pixel_bytes
+                              : nullptr;
+            }
+            fn(seg + v0 * pixel_bytes, mr);
+          }
+          seg += segment_pixels(y0, y1) * pixel_bytes;
+        });
+      };
+      auto set_taps = [&](const uint8_t* tile, int g) {
+        for (int t = 0; t < taps; ++t) a_taps[t] = tile + g * stored + tap_shift[t];
+      };
+      for (int g = 0; g < p.groups; ++g) {
+        if (!pair_outer) {
+          for_each_tile([&](const uint8_t* tile, int mr) {
+            set_taps(tile, g);
+            for (int nb = 0; nb < blocks; nb += 2) {
+              stepper.Step<kNibbles>(pair_of(g, nb), a_taps, pixel_bytes, mr, px_out);
+            }
+          });
+          continue;
+        }
+        for (int nb = 0; nb < blocks; nb += 2) {
+          Pair pr = pair_of(g, nb);
+          if (unpack_pairs) {
+            // This overwrites the previous pair's weights, which every step issued before has
+            // loaded into its tiles already (tile stores order the compiler, see StoreSums).
+            const int count = std::min(2, blocks - nb);
+            UnpackBlocks(reinterpret_cast<const uint8_t*>(packed), block_bytes_int8, g, blocks, nb,
+                         count, wpair);
+            for (int i = 0; i < count; ++i) pr.wb[i] = wpair + i * block_bytes_int8;
+            for_each_tile([&](const uint8_t* tile, int mr) {
+              set_taps(tile, g);
+              stepper.Step<false>(pr, a_taps, pixel_bytes, mr, px_out);
+            });
+          } else {
+            for_each_tile([&](const uint8_t* tile, int mr) {
+              set_taps(tile, g);
+              stepper.Step<kNibbles>(pr, a_taps, pixel_bytes, mr, px_out);
+            });
+          }
+        }
+      }
+    } else {
+      // The gather copies whole rows of 64 bytes, then a tap's last bytes through a mask that
+      // reads no further and zeroes the rest of the row (which meets zero weights, or none).
+      const int full_chunks = stored / kRowBytes;
+      const int tail_bytes = stored % kRowBytes;
+      const __mmask64 tail_mask = (__mmask64{1} << tail_bytes) - 1;
+      for (int t = 0; t < taps; ++t) a_taps[t] = a + static_cast<int64_t>(t) * chunks * kRowBytes;
+      const int64_t px_begin = static_cast<int64_t>(row_begin) * p.out_w;
+      const int64_t px_end = static_cast<int64_t>(row_end) * p.out_w;
+      for (int g = 0; g < p.groups; ++g) {
+        for (int64_t px = px_begin; px < px_end; px += kPixels) {
+          const int mr = static_cast<int>(std::min<int64_t>(kPixels, px_end - px));
+          // The pending transform reads no im2col rows, so the gather may overwrite them.
+          for (int m = 0; m < mr; ++m) {
+            const int64_t q = px + m;
+            const int64_t b = q / plane, r = q % plane;
+            const int64_t* offs = offsets + r * taps;
+            const uint8_t* image = in + b * image_bytes + g * stored;
+            uint8_t* row = a + m * im2col_stride;
+            for (int t = 0; t < taps; ++t) {
+              const uint8_t* src = offs[t] >= 0 ? image + offs[t] : pad_pixel + g * stored;
+              for (int c = 0; c < full_chunks; ++c, row += kRowBytes) {
+                _mm512_store_si512(row, _mm512_loadu_si512(src + c * kRowBytes));
+              }
+              if (tail_mask != 0) {
+                _mm512_store_si512(row,
+                                   _mm512_maskz_loadu_epi8(tail_mask, src + stored - tail_bytes));
+                row += kRowBytes;
+              }
+            }
+            px_out[m] = out_base + q * out_pixel_bytes;
+          }
+          for (int nb = 0; nb < blocks; nb += 2) {
+            stepper.Step<kNibbles>(pair_of(g, nb), a_taps, im2col_stride, mr, px_out);
+          }
+        }
+      }
+    }
+  }
+  _tile_release();
+}
+
+}  // namespace amx
+#endif  // HWY_TARGET == HWY_AVX3_DL
+
 template <bool kNibbles>
 void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad_pixel,
                const int8_t* packed, const int32_t* zero, const int64_t* offsets,
                const ConvOutput& o, int row_begin, int row_end) {
+#if HWY_TARGET == HWY_AVX3_DL
+  if (AmxActive()) {
+    amx::Conv2d<kNibbles>(params, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end);
+    return;
+  }
+#endif
   // A copy: the outputs are written through pointers the compiler cannot tell from `params`.
   const Conv2dParams p = params;
   const int cg = p.in_c / p.groups;

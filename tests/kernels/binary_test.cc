@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <random>
 #include <string>
@@ -376,6 +377,19 @@ TEST(Dispatch, ListsEveryTargetThisCpuRuns) {
     EXPECT_TRUE(has("avx3_dl"));
   }
 #endif
+#if defined(__x86_64__) && defined(__linux__)
+  // Linux lists amx_tile and amx_int8 where both CPU and kernel support AMX, which the process
+  // must then be granted (AmxUsable).
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line) && line.rfind("flags", 0) != 0) {
+  }
+  if (line.find(" amx_tile") != std::string::npos && line.find(" amx_int8") != std::string::npos &&
+      has("avx3_dl")) {
+    EXPECT_TRUE(has("avx3_amx"));
+  }
+#endif
+  EXPECT_EQ(has("avx3_amx"), AmxUsable() && has("avx3_dl"));
   EXPECT_FALSE(names.empty());
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/dispatch.h"
@@ -65,6 +66,76 @@ TEST_P(Int8PerTarget, QuantizeMatchesRef) {
   }
 }
 
+// Completes a convolution of `p`'s geometry with random quantization, weights of wbits bits,
+// pad value and output, runs Int8Conv2d over the output rows split at `splits` (ascending, within
+// the rows) and checks it bit for bit against the reference twin; with weights of 4 bits or
+// fewer, Int4Conv2d too. Returns whether the 4-bit kernel was checked.
+bool ExpectConvMatchesRef(Conv2dParams p, int wbits, OutputKind kind, std::vector<int> splits,
+                          std::mt19937& rng, const std::string& what) {
+  auto u = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  EXPECT_TRUE(Int8ConvSupported(p)) << what;
+  ActivationQuant q = RandomQuant(rng);
+  const int in_c = p.in_c, cg = in_c / p.groups, taps = p.kernel_h * p.kernel_w;
+  const int wmax = (1 << (wbits - 1)) - 1;
+  std::vector<int8_t> w(static_cast<size_t>(p.out_c) * taps * cg);
+  for (int8_t& v : w) v = static_cast<int8_t>(u(-wmax, wmax));
+  auto x = RandomFloats(static_cast<size_t>(p.batch) * p.in_h * p.in_w * in_c, rng, 2.f);
+  std::vector<uint8_t> qx(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
+                          Int8Channels(cg));
+  QuantizeU8Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, in_c, p.groups, q, x.data(),
+                qx.data());
+  std::vector<uint8_t> pad(static_cast<size_t>(p.groups) * Int8Channels(cg),
+                           QuantizeOneU8(q, u(0, 1) ? 0.f : 0.7f));
+  std::vector<int8_t> packed(Int8ConvPackedWeightsBytes(p));
+  PackInt8ConvWeights(p, w.data(), packed.data());
+  std::vector<int32_t> sums(p.out_c);
+  Int8ConvWeightSums(p, w.data(), sums.data());
+  std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
+  Int8ConvIndirection(p, offsets.data());
+  std::vector<int32_t> zero(p.out_c);
+  for (int c = 0; c < p.out_c; ++c) zero[c] = q.input_zero() * sums[c];
+  const int rows = p.batch * p.out_h;
+  RandomOutput out(kind, p.out_c, p.groups, 255 * 127 * taps * cg, rng);
+  EXPECT_TRUE(out.ok()) << what;
+  if (!out.ok()) return false;
+  const size_t bytes = static_cast<size_t>(rows) * p.out_w * OutputPixelBytes(out.o, p.out_c);
+  std::vector<unsigned char> got(bytes, 0), want(bytes, 0);
+  ConvOutput o = out.o;
+  o.data = want.data();
+  Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), q.input_zero(), o, 0, rows);
+  splits.insert(splits.begin(), 0);
+  splits.push_back(rows);
+  o.data = got.data();
+  for (size_t i = 0; i + 1 < splits.size(); ++i) {
+    Int8Conv2d(p, qx.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o, splits[i],
+               splits[i + 1]);
+  }
+  EXPECT_EQ(got, want) << what << " kind " << static_cast<int>(kind);
+  if (wbits > 4) return false;
+  // The same weights stored as nibbles give the same result.
+  std::vector<uint8_t> nibbles(Int4ConvPackedWeightsBytes(p));
+  PackInt4ConvWeights(p, w.data(), nibbles.data());
+  std::vector<unsigned char> got4(bytes, 0);
+  o.data = got4.data();
+  for (size_t i = 0; i + 1 < splits.size(); ++i) {
+    Int4Conv2d(p, qx.data(), pad.data(), nibbles.data(), zero.data(), offsets.data(), o, splits[i],
+               splits[i + 1]);
+  }
+  EXPECT_EQ(got4, want) << what << " int4, kind " << static_cast<int>(kind);
+  return true;
+}
+
+// Output size of p's input, kernel, stride, dilation and top/left padding with bottom and right
+// padding pb and pr; false where the kernel does not fit.
+bool SetOutputSize(Conv2dParams& p, int pb, int pr) {
+  const int sh = p.in_h + p.pad_top + pb - ((p.kernel_h - 1) * p.dilation_h + 1);
+  const int sw = p.in_w + p.pad_left + pr - ((p.kernel_w - 1) * p.dilation_w + 1);
+  if (sh < 0 || sw < 0) return false;
+  p.out_h = sh / p.stride_h + 1;
+  p.out_w = sw / p.stride_w + 1;
+  return true;
+}
+
 TEST_P(Int8PerTarget, ConvMatchesRefBitForBit) {
   std::mt19937 rng(13);
   auto u = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
@@ -85,66 +156,62 @@ TEST_P(Int8PerTarget, ConvMatchesRefBitForBit) {
       p.dilation_w = u(1, 2);
       p.pad_top = u(0, 2);
       p.pad_left = u(0, 2);
-      const int pb = u(0, 2), pr = u(0, 2);
-      const int sh = p.in_h + p.pad_top + pb - ((p.kernel_h - 1) * p.dilation_h + 1);
-      const int sw = p.in_w + p.pad_left + pr - ((p.kernel_w - 1) * p.dilation_w + 1);
-      if (sh < 0 || sw < 0) continue;
-      p.out_h = sh / p.stride_h + 1;
-      p.out_w = sw / p.stride_w + 1;
-      ASSERT_TRUE(Int8ConvSupported(p));
-      ActivationQuant q = RandomQuant(rng);
-      const int cg = in_c / p.groups, taps = p.kernel_h * p.kernel_w;
+      if (!SetOutputSize(p, u(0, 2), u(0, 2))) continue;
       const int wbits = std::vector<int>{2, 4, 8}[u(0, 2)];
-      const int wmax = (1 << (wbits - 1)) - 1;
-      std::vector<int8_t> w(static_cast<size_t>(p.out_c) * taps * cg);
-      for (int8_t& v : w) v = static_cast<int8_t>(u(-wmax, wmax));
-      auto x = RandomFloats(static_cast<size_t>(p.batch) * p.in_h * p.in_w * in_c, rng, 2.f);
-      std::vector<uint8_t> qx(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
-                              Int8Channels(cg));
-      QuantizeU8Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, in_c, p.groups, q, x.data(),
-                    qx.data());
-      std::vector<uint8_t> pad(static_cast<size_t>(p.groups) * Int8Channels(cg),
-                               QuantizeOneU8(q, u(0, 1) ? 0.f : 0.7f));
-      std::vector<int8_t> packed(Int8ConvPackedWeightsBytes(p));
-      PackInt8ConvWeights(p, w.data(), packed.data());
-      std::vector<int32_t> sums(p.out_c);
-      Int8ConvWeightSums(p, w.data(), sums.data());
-      std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
-      Int8ConvIndirection(p, offsets.data());
-      std::vector<int32_t> zero(p.out_c);
-      for (int c = 0; c < p.out_c; ++c) zero[c] = q.input_zero() * sums[c];
       const int rows = p.batch * p.out_h;
-      const OutputKind kind = static_cast<OutputKind>(trial % 4);
-      RandomOutput out(kind, p.out_c, p.groups, 255 * 127 * taps * cg, rng);
-      ASSERT_TRUE(out.ok());
-      const size_t bytes = static_cast<size_t>(rows) * p.out_w * OutputPixelBytes(out.o, p.out_c);
-      std::vector<unsigned char> got(bytes, 0), want(bytes, 0);
-      ConvOutput o = out.o;
-      o.data = got.data();
-      Int8Conv2d(p, qx.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o, 0,
-                 rows / 2);
-      Int8Conv2d(p, qx.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o, rows / 2,
-                 rows);
-      o.data = want.data();
-      Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), q.input_zero(), o, 0, rows);
-      ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial << " kind "
-                           << static_cast<int>(kind);
-      if (wbits <= 4) {
-        // The same weights stored as nibbles give the same result.
-        std::vector<uint8_t> nibbles(Int4ConvPackedWeightsBytes(p));
-        PackInt4ConvWeights(p, w.data(), nibbles.data());
-        std::vector<unsigned char> got4(bytes, 0);
-        o.data = got4.data();
-        Int4Conv2d(p, qx.data(), pad.data(), nibbles.data(), zero.data(), offsets.data(), o, 0,
-                   rows);
-        ASSERT_EQ(got4, want) << GetParam().name << " int4, in_c " << in_c << " trial " << trial;
-        ++checked4;
-      }
+      const std::string what =
+          GetParam().name + " in_c " + std::to_string(in_c) + " trial " + std::to_string(trial);
+      checked4 +=
+          ExpectConvMatchesRef(p, wbits, static_cast<OutputKind>(trial % 4), {rows / 2}, rng, what);
       ++checked;
+      if (HasFailure()) return;
     }
   }
   EXPECT_GT(checked, 50);
   EXPECT_GT(checked4, 20);
+}
+
+// The ways the AMX kernel walks a layer (kernels/int8.cc), each against the twin on every
+// target: stride-1 layers whose taps fill rows of 64 bytes read tiles straight from a padded
+// copy of the input (with groups, dilation, uneven padding, several images, and row ranges that
+// start and end inside images); weights past 1 MiB run pairs of blocks outermost; 4-bit weights
+// are unpacked a pair at a time where the rows give 4 tiles or more, a chunk at a time elsewhere.
+TEST_P(Int8PerTarget, ConvTileWalksMatchRefBitForBit) {
+  std::mt19937 rng(29);
+  auto u = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (int trial = 0; trial < 24; ++trial) {
+    Conv2dParams p;
+    p.batch = u(1, 3);
+    p.groups = u(0, 2) == 0 ? 2 : 1;
+    p.in_c = p.groups * 64 * u(1, 3);
+    p.out_c = p.groups * u(1, 50);
+    p.in_h = u(1, 13);
+    p.in_w = u(1, 13);
+    p.kernel_h = u(1, 3);
+    p.kernel_w = u(1, 3);
+    p.dilation_h = u(1, 2);
+    p.dilation_w = u(1, 2);
+    p.pad_top = u(0, 2);
+    p.pad_left = u(0, 2);
+    if (!SetOutputSize(p, u(0, 2), u(0, 2))) continue;
+    const int rows = p.batch * p.out_h;
+    std::vector<int> splits;
+    for (int r = u(1, 4); r < rows; r += u(1, 7)) splits.push_back(r);
+    ExpectConvMatchesRef(p, u(0, 1) ? 4 : 8, static_cast<OutputKind>(trial % 4), splits, rng,
+                         GetParam().name + " direct, trial " + std::to_string(trial));
+    if (HasFailure()) return;
+  }
+  // 3x3, 512 channels in, 280 out (the last block partial): 1.3 MB of int8 weights.
+  Conv2dParams big;
+  big.in_c = 512;
+  big.out_c = 280;
+  big.in_h = 4;
+  big.in_w = 5;
+  big.kernel_h = big.kernel_w = 3;
+  big.pad_top = big.pad_left = 1;
+  ASSERT_TRUE(SetOutputSize(big, 1, 1));
+  ExpectConvMatchesRef(big, 8, OutputKind::kU8, {}, rng, GetParam().name + " big weights");
+  ExpectConvMatchesRef(big, 4, OutputKind::kFloat, {2}, rng, GetParam().name + " big int4");
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, Int8PerTarget, ::testing::ValuesIn(SupportedTargets()),
