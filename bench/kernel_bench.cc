@@ -156,20 +156,19 @@ kernels::ActivationQuant SignedQuant(int bits) {
   return kernels::ActivationQuant{1.f / static_cast<float>(top), 0, -top - 1, top, 128};
 }
 
-// An integer layer, u8 in, u8 out: Int8Conv2d (VPDPBUSD where the CPU has it), or with
-// `nibbles` 4-bit weights stored two per byte and Int4Conv2d.
-void BM_Int8(benchmark::State& state, const Shape& s, bool nibbles) {
+// An integer layer of `bits`-bit weights and activations, u8 in, u8 out: Int8Conv2d (VPDPBUSD or
+// AMX where the CPU has it), with 4 bits the weights stored two per byte and Int4Conv2d.
+void BM_Int8(benchmark::State& state, const Shape& s, int bits) {
+  const bool nibbles = bits == 4;
   kernels::Conv2dParams p = s.Params();
   p.pad_value = 0.f;
   auto x = Random(static_cast<size_t>(p.in_h) * p.in_w * p.in_c, 1);
   const int taps = p.kernel_h * p.kernel_w;
   std::vector<int8_t> w(static_cast<size_t>(p.out_c) * taps * p.in_c);
   std::mt19937 rng(3);
-  for (int8_t& v : w) {
-    v = static_cast<int8_t>(nibbles ? static_cast<int>(rng() % 15) - 7
-                                    : static_cast<int>(rng() % 255) - 127);
-  }
-  const kernels::ActivationQuant q = SignedQuant(nibbles ? 4 : 8);
+  const int top = (1 << (bits - 1)) - 1;
+  for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % (2 * top + 1)) - top);
+  const kernels::ActivationQuant q = SignedQuant(bits);
   AlignedVector<uint8_t> qx(static_cast<size_t>(p.in_h) * p.in_w * kernels::Int8Channels(p.in_c));
   kernels::QuantizeU8(static_cast<int64_t>(p.in_h) * p.in_w, p.in_c, 1, q, x.data(), qx.data());
   std::vector<uint8_t> pad(kernels::Int8Channels(p.in_c), kernels::QuantizeOneU8(q, 0.f));
@@ -191,17 +190,25 @@ void BM_Int8(benchmark::State& state, const Shape& s, bool nibbles) {
   o.quant = q;
   o.data = out.data();
   engine::ThreadPool pool(g_threads);
+  // As the native backend runs it: with scratch (AMX), one range of rows per thread, each with
+  // its own scratch; without, a row at a time.
+  const size_t per_range = (p.out_h + g_threads - 1) / g_threads;
+  const size_t scratch_bytes =
+      (kernels::Int8ConvScratchBytes(p, static_cast<int>(per_range)) + 63) / 64 * 64;
+  const size_t tile = scratch_bytes > 0 ? per_range : 1;
+  AlignedVector<uint8_t> scratch(scratch_bytes * g_threads);
   auto rows = [&](size_t begin, size_t end) {
+    uint8_t* room = scratch_bytes > 0 ? scratch.data() + begin / tile * scratch_bytes : nullptr;
     if (nibbles) {
       kernels::Int4Conv2d(p, qx.data(), pad.data(), nibble_packed.data(), zero.data(),
-                          offsets.data(), o, static_cast<int>(begin), static_cast<int>(end));
+                          offsets.data(), o, static_cast<int>(begin), static_cast<int>(end), room);
     } else {
       kernels::Int8Conv2d(p, qx.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o,
-                          static_cast<int>(begin), static_cast<int>(end));
+                          static_cast<int>(begin), static_cast<int>(end), room);
     }
   };
   for (auto _ : state) {
-    pool.ParallelFor(static_cast<size_t>(p.out_h), 1, rows);
+    pool.ParallelFor(static_cast<size_t>(p.out_h), tile, rows);
     benchmark::DoNotOptimize(out.data());
   }
   Report(state, s);
@@ -434,9 +441,13 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("conv/binary_f32io/" + shape).c_str(), BM_Binary, s, true)
         ->UseRealTime();
     // bit2: the kernel the engine picks for this layer; the two kernels apart besides.
-    benchmark::RegisterBenchmark(("conv/bit2/" + shape).c_str(), BM_Bit2, s,
-                                 kernels::Bit2LutPreferred(s.Params()))
-        ->UseRealTime();
+    if (kernels::Bit2OnIntegerKernel()) {
+      benchmark::RegisterBenchmark(("conv/bit2/" + shape).c_str(), BM_Int8, s, 2)->UseRealTime();
+    } else {
+      benchmark::RegisterBenchmark(("conv/bit2/" + shape).c_str(), BM_Bit2, s,
+                                   kernels::Bit2LutPreferred(s.Params()))
+          ->UseRealTime();
+    }
     benchmark::RegisterBenchmark(("conv/bit2_serial/" + shape).c_str(), BM_Bit2, s, false)
         ->UseRealTime();
     // Elsewhere than AVX3_DL (with or without AMX) the lookup runs portable code, no contender.
@@ -444,8 +455,8 @@ int main(int argc, char** argv) {
       benchmark::RegisterBenchmark(("conv/bit2_lut/" + shape).c_str(), BM_Bit2, s, true)
           ->UseRealTime();
     }
-    benchmark::RegisterBenchmark(("conv/bit4/" + shape).c_str(), BM_Int8, s, true)->UseRealTime();
-    benchmark::RegisterBenchmark(("conv/int8/" + shape).c_str(), BM_Int8, s, false)->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/bit4/" + shape).c_str(), BM_Int8, s, 4)->UseRealTime();
+    benchmark::RegisterBenchmark(("conv/int8/" + shape).c_str(), BM_Int8, s, 8)->UseRealTime();
     benchmark::RegisterBenchmark(("conv/onednn_f32/" + shape).c_str(), BM_OneDnn, s, false)
         ->UseRealTime();
     benchmark::RegisterBenchmark(("conv/onednn_int8/" + shape).c_str(), BM_OneDnn, s, true)

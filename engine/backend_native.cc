@@ -154,8 +154,8 @@ class PackKernel : public Kernel {
 };
 
 // A layer with k-bit weights and activations: activations quantized to u8 (or read as another
-// native kernel left them), then the VNNI-style kernel; weights packed, pad pixel and indirection
-// prepared at plan time.
+// native kernel left them), then the integer kernel (VNNI, or AMX tiles); weights packed, pad
+// pixel, indirection and the kernel's scratch prepared at plan time.
 class IntegerKernel : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx, const LayerIo& io) {
@@ -190,6 +190,17 @@ class IntegerKernel : public Kernel {
     k->out_ = OutputOf(ctx, io, p.out_c, k->layer_.mul.data(), &k->storage_);
     k->in_ = ctx.inputs[0];
     k->pool_ = ctx.pool;
+    // A kernel that needs scratch (AMX tiles of 32 pixels) gets its rows in one range per thread,
+    // each range its own scratch; without, a row at a time balances the threads best.
+    const int rows = p.batch * p.out_h;
+    const int threads = std::max(1, ctx.pool->threads());
+    const int per_range = (rows + threads - 1) / threads;
+    k->scratch_bytes_ = (kernels::Int8ConvScratchBytes(p, per_range) + 63) / 64 * 64;
+    if (k->scratch_bytes_ > 0) {
+      k->rows_per_call_ = per_range;
+      k->scratch_ = MakeAligned<uint8_t>(k->scratch_bytes_ * ((rows + per_range - 1) / per_range));
+      if (!k->scratch_) return Error("out of memory planning an integer layer's scratch");
+    }
     return std::unique_ptr<Kernel>(std::move(k));
   }
 
@@ -199,16 +210,18 @@ class IntegerKernel : public Kernel {
       kernels::QuantizeU8(pixels_, p.in_c, p.groups, layer_.act, in_, quantized_.get());
     auto rows = [&](size_t begin, size_t end) {
       const int b = static_cast<int>(begin), e = static_cast<int>(end);
+      uint8_t* scratch =
+          scratch_ ? scratch_.get() + begin / rows_per_call_ * scratch_bytes_ : nullptr;
       if (nibbles_) {
         kernels::Int4Conv2d(p, in_bytes_, layer_.pad_pixel.data(),
                             reinterpret_cast<const uint8_t*>(packed_w_.get()), zero_.data(),
-                            offsets_.data(), out_, b, e);
+                            offsets_.data(), out_, b, e, scratch);
       } else {
         kernels::Int8Conv2d(p, in_bytes_, layer_.pad_pixel.data(), packed_w_.get(), zero_.data(),
-                            offsets_.data(), out_, b, e);
+                            offsets_.data(), out_, b, e, scratch);
       }
     };
-    pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, 1, rows);
+    pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, rows_per_call_, rows);
     return Status::Ok();
   }
 
@@ -226,6 +239,9 @@ class IntegerKernel : public Kernel {
   int64_t pixels_ = 0;
   const float* in_ = nullptr;
   ThreadPool* pool_ = nullptr;
+  size_t rows_per_call_ = 1;
+  size_t scratch_bytes_ = 0;  // per range of rows_per_call_ rows
+  AlignedArray<uint8_t> scratch_;
 };
 
 // A 2-bit layer (int2 weights and activations): bit planes and popcounts instead of bytes, or,
@@ -403,8 +419,10 @@ class NativeBackend : public Backend {
     const graph::Quantization* q = QuantizationOf(node);
     return q != nullptr && !q->IsFloat();
   }
+  // A 2-bit layer on bit planes; on AMX it runs as an integer layer (kernels::Bit2OnIntegerKernel).
   static bool IsBit2(const graph::Quantization& q) {
-    return q.weight_precision == Precision::kInt2 && q.activation_precision == Precision::kInt2;
+    return q.weight_precision == Precision::kInt2 && q.activation_precision == Precision::kInt2 &&
+           !kernels::Bit2OnIntegerKernel();
   }
 
   // The node's index in the graph the fusion plan was made for, or -1.

@@ -14,7 +14,6 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
-#include <vector>
 
 #include "kernels/dispatch.h"
 #include "kernels/int8.h"
@@ -25,6 +24,84 @@
 #include <hwy/highway.h>
 
 #include "kernels/output-inl.h"
+
+// How the AMX code (in the AVX3_DL code below) walks a layer, and the scratch it needs: shared
+// with Int8ConvScratchBytes, hence outside the per-target code (and compiled once).
+#ifndef HYBRID_KERNELS_INT8_AMX_WALK_
+#define HYBRID_KERNELS_INT8_AMX_WALK_
+namespace hybrid::kernels::amx_walk {
+
+constexpr int kRows = 16;              // pixels (or quads) per tile
+constexpr int kPixels = 2 * kRows;     // pixels per tile of the kernel
+constexpr int kRowBytes = 64;          // bytes per tile row
+constexpr int kSumStride = 2 * kRows;  // i32 per pixel of a tile's sums: two blocks
+
+// One step's sums waiting for their output transform: a pair of blocks for one tile of pixels.
+struct Pending {
+  BlockOutput outs[2];
+  BlockTail tail[2];  // the parameters of a partial block, which outs may point into
+  int nblk = 0;
+  int mr = 0;
+  unsigned char* px_out[kPixels];  // null for a pixel computed but not the layer's
+  alignas(64) int32_t start[2][kRows];
+  alignas(64) int32_t sums[kPixels * kSumStride];
+};
+
+// Direct: a stride-1 layer whose taps are whole rows of 64 bytes reads its tiles straight from a
+// padded copy of the input. Pixel (oy, ox) becomes pixel oy * wp + ox of a virtual output as wide
+// as the padded input, whose tap (kh, kw) is then a fixed shift of kh * dh * wp + kw * dw padded
+// pixels: every tap's 16 pixels are equally spaced, however a tile crosses rows. The virtual
+// pixels in the pad columns are computed and dropped (on 3x3 layers of width 56, 28, 14 and 7,
+// 4%, 8%, 0% and 0% more tiles), against an im2col copy of every tap. Elsewhere the taps are
+// gathered into im2col rows padded to 64 bytes, once per tile of pixels.
+inline bool Direct(const Conv2dParams& p) {
+  return p.stride_h == 1 && p.stride_w == 1 && Int8Channels(p.in_c / p.groups) % kRowBytes == 0;
+}
+// The direct walk's padded width.
+inline int64_t PaddedWidth(const Conv2dParams& p) {
+  return p.out_w + (p.kernel_w - 1) * p.dilation_w;
+}
+// Padded pixels of the direct walk's segment of output rows [y0, y1) of one image, with room for
+// the last tile's reads past them.
+inline int64_t SegmentPixels(const Conv2dParams& p, int y0, int y1) {
+  const int64_t wp = PaddedWidth(p);
+  return (y1 - y0 + (p.kernel_h - 1) * p.dilation_h) * wp + kPixels + wp;
+}
+inline int64_t Int8BlockBytes(const Conv2dParams& p) {
+  return static_cast<int64_t>(p.kernel_h) * p.kernel_w * Int8Channels(p.in_c / p.groups) *
+         kInt8OcBlock;
+}
+
+// Where the scratch of a call of at most `rows` rows goes: the padded input or im2col rows, two
+// weight tiles, a pair of blocks' unpacked 4-bit weights, two pending steps; each 64-byte
+// aligned.
+struct ScratchLayout {
+  size_t a, b, wpair, pending, total;
+};
+inline ScratchLayout LayoutFor(const Conv2dParams& p, int rows) {
+  ScratchLayout l{};
+  const int cg = p.in_c / p.groups;
+  const int64_t pixel_bytes = static_cast<int64_t>(p.groups) * Int8Channels(cg);
+  if (Direct(p)) {
+    // A range of `rows` rows touches at most this many images, each segment no more than
+    // SegmentPixels of its rows.
+    const int64_t segments = std::min<int64_t>(rows, (rows - 1) / p.out_h + 2);
+    const int64_t wp = PaddedWidth(p);
+    const int64_t per_segment = (p.kernel_h - 1) * p.dilation_h * wp + kPixels + wp;
+    l.a = static_cast<size_t>((rows * wp + segments * per_segment) * pixel_bytes);
+    l.wpair = static_cast<size_t>(2 * Int8BlockBytes(p));
+  } else {
+    const int64_t chunks = (Int8Channels(cg) + kRowBytes - 1) / kRowBytes;
+    l.a = static_cast<size_t>(kPixels * p.kernel_h * p.kernel_w * chunks * kRowBytes);
+  }
+  l.b = 2 * kRows * kRowBytes;
+  l.pending = 2 * sizeof(Pending);
+  l.total = l.a + l.b + l.wpair + l.pending;
+  return l;
+}
+
+}  // namespace hybrid::kernels::amx_walk
+#endif  // HYBRID_KERNELS_INT8_AMX_WALK_
 
 HWY_BEFORE_NAMESPACE();
 #if HWY_TARGET == HWY_AVX3_DL
@@ -267,10 +344,7 @@ constexpr int kMaxChunkBlocks = 64;
 // 64, and reused by every block of output channels.
 namespace amx {
 
-constexpr int kRows = 16;           // pixels (or quads) per tile
-constexpr int kPixels = 2 * kRows;  // pixels per tile of the kernel
-constexpr int kRowBytes = 64;
-constexpr int kSumStride = 2 * kRows;  // i32 per pixel of a tile's sums: two blocks
+using namespace amx_walk;  // NOLINT(google-build-using-namespace): the walk's own names
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
@@ -278,17 +352,6 @@ struct alignas(64) TileConfig {
   uint8_t reserved[14] = {};
   uint16_t colsb[16] = {};
   uint8_t rows[16] = {};
-};
-
-// Scratch of one thread, grown to the largest layer it meets and kept: a run after the first
-// allocates nothing.
-struct Scratch {
-  std::vector<uint8_t> bytes;
-  uint8_t* Get(size_t n) {
-    if (bytes.size() < n + 64) bytes.assign(n + 64, 0);
-    return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(bytes.data()) + 63) &
-                                      ~uintptr_t{63});
-  }
 };
 
 // `rows` quads (of 32 nibble bytes) of 4-bit weights as 16 * w in s8 (see LoadWeights), rows
@@ -392,17 +455,6 @@ HWY_INLINE void StoreSums(int32_t* sums) {
     if (kTwoBlocks) _tile_stored(3, sums + kRows * kSumStride + kRows, kBytes);
   }
 }
-
-// One step's sums waiting for their output transform: a pair of blocks for one tile of pixels.
-struct Pending {
-  BlockOutput outs[2];
-  BlockTail tail[2];  // the parameters of a partial block, which outs may point into
-  int nblk = 0;
-  int mr = 0;
-  unsigned char* px_out[kPixels];  // null for a pixel computed but not the layer's
-  alignas(64) int32_t start[2][kRows];
-  alignas(64) int32_t sums[kPixels * kSumStride];
-};
 
 // The output transform of a pending step.
 HWY_INLINE void Finish(const Pending& pend, int shift) {
@@ -526,10 +578,11 @@ HWY_INLINE void UnpackBlocks(const uint8_t* packed, int64_t block_bytes_int8, in
   }
 }
 
+// The convolution on AMX tiles; `scratch` as Int8ConvScratchBytes says.
 template <bool kNibbles>
 void Conv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad_pixel,
             const int8_t* packed, const int32_t* zero, const int64_t* offsets, const ConvOutput& o,
-            int row_begin, int row_end) {
+            int row_begin, int row_end, void* scratch) {
   const Conv2dParams p = params;
   const int cg = p.in_c / p.groups;
   const int stored = Int8Channels(cg);
@@ -546,28 +599,13 @@ void Conv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad_pi
   auto* const out_base = static_cast<unsigned char*>(o.data);
   const int64_t plane = static_cast<int64_t>(p.out_h) * p.out_w;
   const int span_h = (p.kernel_h - 1) * p.dilation_h;
-  const int span_w = (p.kernel_w - 1) * p.dilation_w;
-  // Direct: a stride-1 layer whose taps are whole rows of 64 bytes reads its tiles straight from
-  // a padded copy of the input. Pixel (oy, ox) becomes pixel oy * wp + ox of a virtual output as
-  // wide as the padded input, whose tap (kh, kw) is then a fixed shift of kh * dh * wp + kw * dw
-  // padded pixels: every tap's 16 pixels are equally spaced, however a tile crosses rows. The
-  // virtual pixels in the pad columns are computed and dropped (on 3x3 layers of width 56, 28,
-  // 14 and 7, 4%, 8%, 0% and 0% more tiles), against an im2col copy of every tap. Elsewhere the
-  // taps are gathered into im2col rows padded to 64 bytes, once per tile of pixels.
-  const bool direct = p.stride_h == 1 && p.stride_w == 1 && stored % kRowBytes == 0;
-  const int64_t wp = p.out_w + span_w;
-  // The direct walk's padded rows: one segment per image the rows [row_begin, row_end) touch,
-  // each followed by room for the last tile's reads past it.
-  auto segment_pixels = [&](int y0, int y1) { return (y1 - y0 + span_h) * wp + kPixels + wp; };
-  int64_t padded_pixels = 0, tiles_per_group = 0;
+  const bool direct = Direct(p);
+  const int64_t wp = PaddedWidth(p);
+  int64_t tiles_per_group = 0;
   ForEachImageRows(row_begin, row_end, p.out_h, [&](int64_t, int y0, int y1) {
-    padded_pixels += segment_pixels(y0, y1);
     tiles_per_group += ((y1 - y0 - 1) * wp + p.out_w + kPixels - 1) / kPixels;
   });
   const int64_t im2col_stride = static_cast<int64_t>(taps) * chunks * kRowBytes;
-  const size_t a_bytes =
-      static_cast<size_t>(direct ? padded_pixels * pixel_bytes : kPixels * im2col_stride);
-  const size_t bscratch_bytes = 2 * kRows * kRowBytes;
   // The direct walk's loop order. Tiles outermost keep a tile's padded rows in L1 while every
   // pair's weights stream by; pairs outermost keep a pair's weights while the tiles stream by,
   // which wins where the weights outgrow L2 (3x3, 512 channels: 2.4 MB; measured 0.78x
@@ -577,14 +615,13 @@ void Conv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad_pi
   const bool unpack_pairs = kNibbles && direct && tiles_per_group >= 4;
   const bool pair_outer =
       unpack_pairs || (!kNibbles && blocks * block_bytes_int8 >= (int64_t{1} << 20));
-  const size_t wpair_bytes = unpack_pairs ? static_cast<size_t>(2 * block_bytes_int8) : 0;
 
-  static thread_local Scratch scratch;
-  uint8_t* const base = scratch.Get(a_bytes + bscratch_bytes + wpair_bytes + 2 * sizeof(Pending));
+  const ScratchLayout layout = LayoutFor(p, row_end - row_begin);
+  auto* const base = static_cast<uint8_t*>(scratch);
   uint8_t* const a = base;
-  const Layer l{taps, quads, chunks, kNibbles ? 4 : 0, reinterpret_cast<int8_t*>(base + a_bytes)};
-  auto* const wpair = reinterpret_cast<int8_t*>(base + a_bytes + bscratch_bytes);
-  auto* const pend = reinterpret_cast<Pending*>(base + a_bytes + bscratch_bytes + wpair_bytes);
+  const Layer l{taps, quads, chunks, kNibbles ? 4 : 0, reinterpret_cast<int8_t*>(base + layout.a)};
+  auto* const wpair = reinterpret_cast<int8_t*>(base + layout.a + layout.b);
+  auto* const pend = reinterpret_cast<Pending*>(base + layout.a + layout.b + layout.wpair);
 
   TileConfig config;
   for (int i = 0; i < 8; ++i) {
@@ -630,7 +667,7 @@ void Conv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad_pi
             }
           }
         }
-        dst = seg + segment_pixels(y0, y1) * pixel_bytes;
+        dst = seg + SegmentPixels(p, y0, y1) * pixel_bytes;
       });
       // fn(tile, mr) for every tile of every segment, px_out set for its pixels.
       auto for_each_tile = [&](auto fn) {
@@ -648,7 +685,7 @@ void Conv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad_pi
             }
             fn(seg + v0 * pixel_bytes, mr);
           }
-          seg += segment_pixels(y0, y1) * pixel_bytes;
+          seg += SegmentPixels(p, y0, y1) * pixel_bytes;
         });
       };
       auto set_taps = [&](const uint8_t* tile, int g) {
@@ -733,12 +770,15 @@ void Conv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad_pi
 template <bool kNibbles>
 void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad_pixel,
                const int8_t* packed, const int32_t* zero, const int64_t* offsets,
-               const ConvOutput& o, int row_begin, int row_end) {
+               const ConvOutput& o, int row_begin, int row_end, void* scratch) {
 #if HWY_TARGET == HWY_AVX3_DL
-  if (AmxActive()) {
-    amx::Conv2d<kNibbles>(params, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end);
+  if (scratch != nullptr && AmxActive() && row_begin < row_end) {
+    amx::Conv2d<kNibbles>(params, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end,
+                          scratch);
     return;
   }
+#else
+  (void)scratch;
 #endif
   // A copy: the outputs are written through pointers the compiler cannot tell from `params`.
   const Conv2dParams p = params;
@@ -849,15 +889,15 @@ void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad
 
 void Int8Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                     const int8_t* packed, const int32_t* zero, const int64_t* offsets,
-                    const ConvOutput& o, int row_begin, int row_end) {
-  IntConv2d<false>(p, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end);
+                    const ConvOutput& o, int row_begin, int row_end, void* scratch) {
+  IntConv2d<false>(p, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end, scratch);
 }
 
 void Int4Conv2dImpl(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                     const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
-                    const ConvOutput& o, int row_begin, int row_end) {
+                    const ConvOutput& o, int row_begin, int row_end, void* scratch) {
   IntConv2d<true>(p, in, pad_pixel, reinterpret_cast<const int8_t*>(packed), zero, offsets, o,
-                  row_begin, row_end);
+                  row_begin, row_end, scratch);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -873,9 +913,16 @@ HWY_EXPORT(Int4Conv2dImpl);
 
 void Int4Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                 const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
-                const ConvOutput& o, int row_begin, int row_end) {
+                const ConvOutput& o, int row_begin, int row_end, void* scratch) {
   HWY_DYNAMIC_DISPATCH(Int4Conv2dImpl)
-  (p, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end);
+  (p, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end, scratch);
+}
+
+bool Bit2OnIntegerKernel() { return CurrentTarget() == "avx3_amx"; }
+
+size_t Int8ConvScratchBytes(const Conv2dParams& p, int rows) {
+  if (CurrentTarget() != "avx3_amx" || rows <= 0) return 0;
+  return amx_walk::LayoutFor(p, rows).total;
 }
 
 void QuantizeU8(int64_t pixels, int channels, int groups, const ActivationQuant& q, const float* in,
@@ -885,9 +932,9 @@ void QuantizeU8(int64_t pixels, int channels, int groups, const ActivationQuant&
 
 void Int8Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                 const int8_t* packed, const int32_t* zero, const int64_t* offsets,
-                const ConvOutput& o, int row_begin, int row_end) {
+                const ConvOutput& o, int row_begin, int row_end, void* scratch) {
   HWY_DYNAMIC_DISPATCH(Int8Conv2dImpl)
-  (p, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end);
+  (p, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end, scratch);
 }
 
 }  // namespace hybrid::kernels

@@ -49,18 +49,31 @@ void Int8ConvWeightSums(const Conv2dParams& p, const int8_t* weights, int32_t* s
 // where it reads the pad pixel.
 void Int8ConvIndirection(const Conv2dParams& p, int64_t* offsets);
 
+// Bytes of scratch that Int8Conv2d and Int4Conv2d use for any `rows` consecutive output rows of
+// `p`: 0 where they use none (only their AMX code does). Ask at plan time, after any
+// ForceTarget, and allocate it then, 64-byte aligned: one per call that may run at once.
+size_t Int8ConvScratchBytes(const Conv2dParams& p, int rows);
+
 // Convolution of output rows [row_begin, row_end) of batch * out_h. `in` from QuantizeU8,
 // `pad_pixel` one pixel (groups * Int8Channels(cg) bytes) of the quantized pad value, `packed`
 // from PackInt8ConvWeights, `zero[c]` = input_zero * (channel c's sum from Int8ConvWeightSums),
-// `offsets` from Int8ConvIndirection. Writes the sum minus zero[c] through `o`
-// (kernels/output.h); expects OutputLayoutSupported(o, p.out_c, p.groups).
+// `offsets` from Int8ConvIndirection, `scratch` Int8ConvScratchBytes(p, row_end - row_begin)
+// bytes (64-byte aligned) this call alone uses, or null (then AMX code is not run). Writes the
+// sum minus zero[c] through `o` (kernels/output.h); expects OutputLayoutSupported(o, p.out_c,
+// p.groups). Allocates nothing.
 void Int8Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                 const int8_t* packed, const int32_t* zero, const int64_t* offsets,
-                const ConvOutput& o, int row_begin, int row_end);
+                const ConvOutput& o, int row_begin, int row_end, void* scratch);
 // The reference twin, on unpacked weights [out_c][kh][kw][in_c/groups] and the stored value of 0.
 void Int8Conv2dRef(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                    const int8_t* weights, int32_t input_zero, const ConvOutput& o, int row_begin,
                    int row_end);
+
+// True when a 2-bit layer (int2 weights and activations) runs faster on Int8Conv2d, its values
+// as bytes, than on bit planes (binary.h, bit2_lut.h): where the integer convolutions run on AMX
+// tiles, which do 16 times a VPDPBUSD's work per instruction. Ask at plan time, after any
+// ForceTarget.
+bool Bit2OnIntegerKernel();
 
 // 4-bit weights (int4, in [-7, 7]) stored two per byte: half the bytes of
 // PackInt8ConvWeights' layout, each quad's 64 weight bytes as 32 bytes whose low nibbles hold
@@ -69,6 +82,6 @@ size_t Int4ConvPackedWeightsBytes(const Conv2dParams& p);
 void PackInt4ConvWeights(const Conv2dParams& p, const int8_t* weights, uint8_t* packed);
 void Int4Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pixel,
                 const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
-                const ConvOutput& o, int row_begin, int row_end);
+                const ConvOutput& o, int row_begin, int row_end, void* scratch);
 
 }  // namespace hybrid::kernels
