@@ -339,9 +339,9 @@ constexpr int kMaxChunkBlocks = 64;
 // of 16 quads in PackInt8ConvWeights' layout, into 16 x 16 i32 sums: 16384 MACs per instruction.
 // A tile of 32 pixels x 2 blocks keeps four sum tiles, two input tiles and two weight tiles (all
 // eight), so each tile loaded feeds two TDPBUSD. Tile loads run at full speed only from 64-byte
-// aligned rows (about 6x slower otherwise, measured), so the pixels' taps are gathered once per
-// pixel tile into an aligned im2col buffer, each tap's bytes padded with zeros to whole rows of
-// 64, and reused by every block of output channels.
+// aligned rows (about 6x slower otherwise, measured), so the tiles come from the scratch: a
+// padded copy of the input (amx_walk::Direct) or im2col rows gathered once per tile of pixels
+// for every block of output channels.
 namespace amx {
 
 using namespace amx_walk;  // NOLINT(google-build-using-namespace): the walk's own names
@@ -674,14 +674,16 @@ void Conv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad_pi
         const uint8_t* seg = a;
         ForEachImageRows(row_begin, row_end, p.out_h, [&](int64_t b, int y0, int y1) {
           const int64_t virtual_pixels = static_cast<int64_t>(y1 - y0 - 1) * wp + p.out_w;
+          // Virtual pixel v0 + m is output row oy, column ox (no division: it costs as much
+          // as a 1x1 layer's tile).
+          int64_t oy = y0, ox = 0;
           for (int64_t v0 = 0; v0 < virtual_pixels; v0 += kPixels) {
             const int mr = static_cast<int>(std::min<int64_t>(kPixels, virtual_pixels - v0));
             for (int m = 0; m < mr; ++m) {
-              const int64_t v = v0 + m;
-              const int64_t oy = y0 + v / wp, ox = v % wp;
               px_out[m] = ox < p.out_w
                               ? out_base + ((b * p.out_h + oy) * p.out_w + ox) * out_pixel_bytes
                               : nullptr;
+              if (++ox == wp) ox = 0, ++oy;
             }
             fn(seg + v0 * pixel_bytes, mr);
           }
