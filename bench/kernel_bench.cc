@@ -190,15 +190,13 @@ void BM_Int8(benchmark::State& state, const Shape& s, int bits) {
   o.quant = q;
   o.data = out.data();
   engine::ThreadPool pool(g_threads);
-  // As the native backend runs it: with scratch (AMX), one range of rows per thread, each with
-  // its own scratch; without, a row at a time.
-  const size_t per_range = (p.out_h + g_threads - 1) / g_threads;
-  const size_t scratch_bytes =
-      (kernels::Int8ConvScratchBytes(p, static_cast<int>(per_range)) + 63) / 64 * 64;
-  const size_t tile = scratch_bytes > 0 ? per_range : 1;
-  AlignedVector<uint8_t> scratch(scratch_bytes * g_threads);
+  // Rows split among calls as the native backend splits them.
+  const kernels::Int8ConvRowSplit split = kernels::SplitInt8ConvRows(p, g_threads);
+  AlignedVector<uint8_t> scratch(split.scratch_bytes * split.calls);
   auto rows = [&](size_t begin, size_t end) {
-    uint8_t* room = scratch_bytes > 0 ? scratch.data() + begin / tile * scratch_bytes : nullptr;
+    uint8_t* room = split.scratch_bytes > 0
+                        ? scratch.data() + begin / split.rows_per_call * split.scratch_bytes
+                        : nullptr;
     if (nibbles) {
       kernels::Int4Conv2d(p, qx.data(), pad.data(), nibble_packed.data(), zero.data(),
                           offsets.data(), o, static_cast<int>(begin), static_cast<int>(end), room);
@@ -208,7 +206,7 @@ void BM_Int8(benchmark::State& state, const Shape& s, int bits) {
     }
   };
   for (auto _ : state) {
-    pool.ParallelFor(static_cast<size_t>(p.out_h), tile, rows);
+    pool.ParallelFor(static_cast<size_t>(p.out_h), split.rows_per_call, rows);
     benchmark::DoNotOptimize(out.data());
   }
   Report(state, s);

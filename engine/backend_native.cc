@@ -190,15 +190,9 @@ class IntegerKernel : public Kernel {
     k->out_ = OutputOf(ctx, io, p.out_c, k->layer_.mul.data(), &k->storage_);
     k->in_ = ctx.inputs[0];
     k->pool_ = ctx.pool;
-    // A kernel that needs scratch (AMX tiles of 32 pixels) gets its rows in one range per thread,
-    // each range its own scratch; without, a row at a time balances the threads best.
-    const int rows = p.batch * p.out_h;
-    const int threads = std::max(1, ctx.pool->threads());
-    const int per_range = (rows + threads - 1) / threads;
-    k->scratch_bytes_ = (kernels::Int8ConvScratchBytes(p, per_range) + 63) / 64 * 64;
-    if (k->scratch_bytes_ > 0) {
-      k->rows_per_call_ = per_range;
-      k->scratch_ = MakeAligned<uint8_t>(k->scratch_bytes_ * ((rows + per_range - 1) / per_range));
+    k->split_ = kernels::SplitInt8ConvRows(p, ctx.pool->threads());
+    if (k->split_.scratch_bytes > 0) {
+      k->scratch_ = MakeAligned<uint8_t>(k->split_.scratch_bytes * k->split_.calls);
       if (!k->scratch_) return Error("out of memory planning an integer layer's scratch");
     }
     return std::unique_ptr<Kernel>(std::move(k));
@@ -211,7 +205,7 @@ class IntegerKernel : public Kernel {
     auto rows = [&](size_t begin, size_t end) {
       const int b = static_cast<int>(begin), e = static_cast<int>(end);
       uint8_t* scratch =
-          scratch_ ? scratch_.get() + begin / rows_per_call_ * scratch_bytes_ : nullptr;
+          scratch_ ? scratch_.get() + begin / split_.rows_per_call * split_.scratch_bytes : nullptr;
       if (nibbles_) {
         kernels::Int4Conv2d(p, in_bytes_, layer_.pad_pixel.data(),
                             reinterpret_cast<const uint8_t*>(packed_w_.get()), zero_.data(),
@@ -221,7 +215,7 @@ class IntegerKernel : public Kernel {
                             offsets_.data(), out_, b, e, scratch);
       }
     };
-    pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, rows_per_call_, rows);
+    pool_->ParallelFor(static_cast<size_t>(p.batch) * p.out_h, split_.rows_per_call, rows);
     return Status::Ok();
   }
 
@@ -239,8 +233,7 @@ class IntegerKernel : public Kernel {
   int64_t pixels_ = 0;
   const float* in_ = nullptr;
   ThreadPool* pool_ = nullptr;
-  size_t rows_per_call_ = 1;
-  size_t scratch_bytes_ = 0;  // per range of rows_per_call_ rows
+  kernels::Int8ConvRowSplit split_;  // rows per call, scratch per call
   AlignedArray<uint8_t> scratch_;
 };
 

@@ -211,6 +211,18 @@ constexpr int kVecs = kInt8OcBlock / kLanes32;
 // Pixels per tile: about 8 accumulators.
 constexpr int kTilePixels = kVecs == 1 ? 8 : kVecs == 2 ? 4 : 2;
 
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// One quad's 64 weight bytes from its 32 nibble bytes (see LoadWeights), as the s8 values 16 * w:
+// the packed bytes in both halves, the low half shifted so that its low nibbles rise, the low
+// nibbles masked off.
+HWY_INLINE __m512i UnpackNibbleQuad(const uint8_t* nibbles) {
+  const __m512i both =
+      _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(nibbles)));
+  const __m512i shifts = _mm512_set_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+  return _mm512_and_si512(_mm512_sllv_epi64(both, shifts), _mm512_set1_epi8(-16));
+}
+#endif
+
 // Loads the weights of channels [j * kLanes32, (j + 1) * kLanes32) of one quad. With kNibbles
 // the 64 weight bytes of a quad are 32 packed bytes (low nibbles hold bytes 0-31, high nibbles
 // bytes 32-63, each a signed 4-bit value) and come out times 16: a nibble moved to the top of
@@ -235,11 +247,7 @@ HWY_INLINE VI32 LoadWeights(DI32 d, const int8_t* quad_weights, int j) {
 #elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
     static_assert(kLanes32 * 4 == 64, "one vector holds a quad");
     (void)j;
-    // The 32 packed bytes in both halves; the low half shifted so that its low nibbles rise.
-    const __m512i both =
-        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes)));
-    const __m512i shifts = _mm512_set_epi64(0, 0, 0, 0, 4, 4, 4, 4);
-    return VI32{_mm512_and_si512(_mm512_sllv_epi64(both, shifts), _mm512_set1_epi8(-16))};
+    return VI32{UnpackNibbleQuad(bytes)};
 #else
     const hn::Repartition<uint8_t, DI32> d8;
     const hn::Repartition<uint64_t, DI32> d64;
@@ -354,18 +362,10 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// `rows` quads (of 32 nibble bytes) of 4-bit weights as 16 * w in s8 (see LoadWeights), rows
-// past them zero.
+// `rows` quads (of 32 nibble bytes) of 4-bit weights as 16 * w in s8, rows past them zero.
 HWY_INLINE void UnpackNibbleRows(const uint8_t* src, int rows, int8_t* dst) {
-  const __m512i shifts = _mm512_set_epi64(0, 0, 0, 0, 4, 4, 4, 4);
-  const __m512i top = _mm512_set1_epi8(-16);
   for (int r = 0; r < kRows; ++r) {
-    __m512i v = _mm512_setzero_si512();
-    if (r < rows) {
-      const __m512i both = _mm512_broadcast_i64x4(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + r * 32)));
-      v = _mm512_and_si512(_mm512_sllv_epi64(both, shifts), top);
-    }
+    const __m512i v = r < rows ? UnpackNibbleQuad(src + r * 32) : _mm512_setzero_si512();
     _mm512_store_si512(dst + r * kRowBytes, v);
   }
 }
@@ -568,13 +568,9 @@ class Stepper {
 // PackInt8ConvWeights' layout.
 HWY_INLINE void UnpackBlocks(const uint8_t* packed, int64_t block_bytes_int8, int g, int blocks,
                              int nb, int count, int8_t* dst) {
-  const __m512i shifts = _mm512_set_epi64(0, 0, 0, 0, 4, 4, 4, 4);
-  const __m512i top = _mm512_set1_epi8(-16);
   const uint8_t* src = packed + (static_cast<int64_t>(g) * blocks + nb) * (block_bytes_int8 / 2);
   for (int64_t q = 0; q < count * block_bytes_int8 / kRowBytes; ++q) {
-    const __m512i both =
-        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + q * 32)));
-    _mm512_store_si512(dst + q * kRowBytes, _mm512_and_si512(_mm512_sllv_epi64(both, shifts), top));
+    _mm512_store_si512(dst + q * kRowBytes, UnpackNibbleQuad(src + q * 32));
   }
 }
 
@@ -920,11 +916,26 @@ void Int4Conv2d(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_pix
   (p, in, pad_pixel, packed, zero, offsets, o, row_begin, row_end, scratch);
 }
 
-bool Bit2OnIntegerKernel() { return CurrentTarget() == "avx3_amx"; }
+namespace {
+// True when the integer convolutions dispatch to their AMX code.
+bool OnAmx() { return CurrentTarget() == "avx3_amx"; }
+}  // namespace
+
+bool Bit2OnIntegerKernel() { return OnAmx(); }
 
 size_t Int8ConvScratchBytes(const Conv2dParams& p, int rows) {
-  if (CurrentTarget() != "avx3_amx" || rows <= 0) return 0;
+  if (!OnAmx() || rows <= 0) return 0;
   return amx_walk::LayoutFor(p, rows).total;
+}
+
+Int8ConvRowSplit SplitInt8ConvRows(const Conv2dParams& p, int threads) {
+  const int rows = p.batch * p.out_h;
+  const int per_range = (rows + std::max(1, threads) - 1) / std::max(1, threads);
+  Int8ConvRowSplit split;
+  split.scratch_bytes = (Int8ConvScratchBytes(p, per_range) + 63) / 64 * 64;
+  split.rows_per_call = split.scratch_bytes > 0 ? per_range : 1;
+  split.calls = (rows + split.rows_per_call - 1) / split.rows_per_call;
+  return split;
 }
 
 void QuantizeU8(int64_t pixels, int channels, int groups, const ActivationQuant& q, const float* in,

@@ -54,6 +54,17 @@ void Int8ConvIndirection(const Conv2dParams& p, int64_t* offsets);
 // ForceTarget, and allocate it then, 64-byte aligned: one per call that may run at once.
 size_t Int8ConvScratchBytes(const Conv2dParams& p, int rows);
 
+// How to split the rows [0, batch * out_h) of `p` among calls that `threads` threads run at once.
+// With scratch (AMX: its tiles of 32 pixels want long ranges), one range per thread, each call
+// with scratch_bytes of its own (a multiple of 64); without, a row at a time, which balances the
+// threads best. Ask at plan time, after any ForceTarget.
+struct Int8ConvRowSplit {
+  int rows_per_call = 1;
+  size_t scratch_bytes = 0;  // per call
+  int calls = 0;             // at most this many ranges: scratch_bytes * calls bytes in all
+};
+Int8ConvRowSplit SplitInt8ConvRows(const Conv2dParams& p, int threads);
+
 // Convolution of output rows [row_begin, row_end) of batch * out_h. `in` from QuantizeU8,
 // `pad_pixel` one pixel (groups * Int8Channels(cg) bytes) of the quantized pad value, `packed`
 // from PackInt8ConvWeights, `zero[c]` = input_zero * (channel c's sum from Int8ConvWeightSums),

@@ -119,12 +119,18 @@ bool ExpectConvMatchesRef(Conv2dParams p, int wbits, OutputKind kind, std::vecto
   Int8Conv2dRef(p, qx.data(), pad.data(), w.data(), q.input_zero(), o, 0, rows);
   splits.insert(splits.begin(), 0);
   splits.push_back(rows);
+  // conv(begin, end, scratch) on each range between splits, with scratch of its own.
+  auto run_splits = [&](auto conv) {
+    for (size_t i = 0; i + 1 < splits.size(); ++i) {
+      Scratch scratch(p, splits[i + 1] - splits[i]);
+      conv(splits[i], splits[i + 1], no_scratch ? nullptr : scratch.data);
+    }
+  };
   o.data = got.data();
-  for (size_t i = 0; i + 1 < splits.size(); ++i) {
-    Scratch scratch(p, splits[i + 1] - splits[i]);
-    Int8Conv2d(p, qx.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o, splits[i],
-               splits[i + 1], no_scratch ? nullptr : scratch.data);
-  }
+  run_splits([&](int begin, int end, uint8_t* scratch) {
+    Int8Conv2d(p, qx.data(), pad.data(), packed.data(), zero.data(), offsets.data(), o, begin, end,
+               scratch);
+  });
   EXPECT_EQ(got, want) << what << " kind " << static_cast<int>(kind);
   if (wbits > 4) return false;
   // The same weights stored as nibbles give the same result.
@@ -132,11 +138,10 @@ bool ExpectConvMatchesRef(Conv2dParams p, int wbits, OutputKind kind, std::vecto
   PackInt4ConvWeights(p, w.data(), nibbles.data());
   std::vector<unsigned char> got4(bytes, 0);
   o.data = got4.data();
-  for (size_t i = 0; i + 1 < splits.size(); ++i) {
-    Scratch scratch(p, splits[i + 1] - splits[i]);
-    Int4Conv2d(p, qx.data(), pad.data(), nibbles.data(), zero.data(), offsets.data(), o, splits[i],
-               splits[i + 1], no_scratch ? nullptr : scratch.data);
-  }
+  run_splits([&](int begin, int end, uint8_t* scratch) {
+    Int4Conv2d(p, qx.data(), pad.data(), nibbles.data(), zero.data(), offsets.data(), o, begin, end,
+               scratch);
+  });
   EXPECT_EQ(got4, want) << what << " int4, kind " << static_cast<int>(kind);
   return true;
 }
