@@ -103,8 +103,10 @@ void Report(benchmark::State& state, const Shape& s) {
 // Output thresholds and quantization are set so that outputs vary.
 
 // A binary layer. `from_float`: the layer at the border of a binary block instead, from float
-// input (bitpacked in the loop) to float output through its transform.
-void BM_Binary(benchmark::State& state, const Shape& s, bool from_float) {
+// input (bitpacked in the loop) to float output through its transform. `tiles`: on the AMX
+// tiles (kernels::BinaryConv2dOnTiles), as the engine runs the layers kernels::BinaryConvOnTiles
+// accepts; otherwise XOR-popcount.
+void BM_Binary(benchmark::State& state, const Shape& s, bool from_float, bool tiles) {
   kernels::Conv2dParams p = s.Params();
   auto x = Random(static_cast<size_t>(p.in_h) * p.in_w * p.in_c, 1);
   auto w = Random(static_cast<size_t>(p.out_c) * p.kernel_h * p.kernel_w * p.in_c, 2);
@@ -133,17 +135,38 @@ void BM_Binary(benchmark::State& state, const Shape& s, bool from_float) {
   }
   kernels::BitpackF32(static_cast<int64_t>(p.in_h) * p.in_w, p.in_c, 1, nullptr, nullptr, x.data(),
                       packed_x.data());
+  // The tiles' form of the layer: the signs as s8, their sums, the pad pixel, scratch per call.
+  std::vector<int8_t> signs(w.size());
+  for (size_t i = 0; i < w.size(); ++i) signs[i] = w[i] < 0.f ? -1 : 1;
+  AlignedVector<int8_t> packed_s8(tiles ? kernels::Int8ConvPackedWeightsBytes(p) : 0);
+  std::vector<int32_t> zero(p.out_c);
+  std::vector<uint8_t> pad(kernels::Int8Channels(p.in_c));
+  const kernels::Int8ConvRowSplit split = kernels::SplitInt8ConvRows(p, g_threads);
+  AlignedVector<uint8_t> scratch(tiles ? split.scratch_bytes * split.calls : 0);
+  if (tiles) {
+    kernels::PackInt8ConvWeights(p, signs.data(), packed_s8.data());
+    kernels::Int8ConvWeightSums(p, signs.data(), zero.data());
+    kernels::BinaryOnTilesPadPixel(p, pad.data());
+  }
   engine::ThreadPool pool(g_threads);
   auto rows = [&](size_t begin, size_t end) {
+    if (tiles) {
+      kernels::BinaryConv2dOnTiles(
+          p, packed_x.data(), pad.data(), packed_s8.data(), zero.data(), o, static_cast<int>(begin),
+          static_cast<int>(end),
+          scratch.data() + begin / split.rows_per_call * split.scratch_bytes);
+      return;
+    }
     kernels::BinaryConv2d(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), o,
                           static_cast<int>(begin), static_cast<int>(end));
   };
+  const size_t rows_per_call = tiles ? split.rows_per_call : 1;
   for (auto _ : state) {
     if (from_float) {
       kernels::BitpackF32(static_cast<int64_t>(p.in_h) * p.in_w, p.in_c, 1, nullptr, nullptr,
                           x.data(), packed_x.data());
     }
-    pool.ParallelFor(static_cast<size_t>(p.out_h), 1, rows);
+    pool.ParallelFor(static_cast<size_t>(p.out_h), rows_per_call, rows);
     benchmark::DoNotOptimize(out.data());
     benchmark::DoNotOptimize(out_bits.data());
   }
@@ -434,10 +457,17 @@ int main(int argc, char** argv) {
   if (!given("--benchmark_min_time")) args.push_back(min_time.data());
   for (const Shape& s : kShapes) {
     std::string shape = s.name;
-    benchmark::RegisterBenchmark(("conv/binary/" + shape).c_str(), BM_Binary, s, false)
+    // binary: the kernel the engine picks for this layer; on AMX the XOR-popcount one besides.
+    const bool tiles = kernels::BinaryConvOnTiles(s.Params());
+    benchmark::RegisterBenchmark(("conv/binary/" + shape).c_str(), BM_Binary, s, false, tiles)
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("conv/binary_f32io/" + shape).c_str(), BM_Binary, s, true)
+    benchmark::RegisterBenchmark(("conv/binary_f32io/" + shape).c_str(), BM_Binary, s, true, tiles)
         ->UseRealTime();
+    if (tiles) {
+      benchmark::RegisterBenchmark(("conv/binary_popcount/" + shape).c_str(), BM_Binary, s, false,
+                                   false)
+          ->UseRealTime();
+    }
     // bit2: the kernel the engine picks for this layer; the two kernels apart besides.
     if (kernels::Bit2OnIntegerKernel()) {
       benchmark::RegisterBenchmark(("conv/bit2/" + shape).c_str(), BM_Int8, s, 2)->UseRealTime();
@@ -482,8 +512,9 @@ int main(int argc, char** argv) {
       return it == reporter.gmacs_.end() ? NAN : it->second;
     };
     const double f32 = get("onednn_f32"), i8 = get("onednn_int8");
-    for (const char* impl : {"binary", "binary_f32io", "bit2", "bit2_serial", "bit2_lut", "bit4",
-                             "int8", "onednn_f32", "onednn_int8", "xnnpack_f32"}) {
+    for (const char* impl :
+         {"binary", "binary_f32io", "binary_popcount", "bit2", "bit2_serial", "bit2_lut", "bit4",
+          "int8", "onednn_f32", "onednn_int8", "xnnpack_f32"}) {
       const double g = get(impl);
       if (std::isnan(g)) continue;
       std::printf("%-16s %-12s %10.1f %11.2fx %11.2fx\n", s.name, impl, g, g / f32, g / i8);
@@ -497,8 +528,11 @@ int main(int argc, char** argv) {
         "\nroofline: binary microkernel ceiling %.1f GMAC/s per thread (%.0f binary MACs per "
         "cycle at the %.2f GHz the benchmark library reports)\n",
         ceiling, ceiling * 1e9 / hz, hz * 1e-9);
+    // The XOR-popcount kernel's figure: binary_popcount where binary ran on the tiles.
     for (const Shape& s : kShapes) {
-      auto b = reporter.gmacs_.find(std::string("conv/binary/") + s.name);
+      auto b = reporter.gmacs_.find(std::string("conv/binary_popcount/") + s.name);
+      if (b == reporter.gmacs_.end())
+        b = reporter.gmacs_.find(std::string("conv/binary/") + s.name);
       if (b == reporter.gmacs_.end()) continue;
       std::printf("  %-16s %5.1f%% of the ceiling\n", s.name,
                   100 * b->second / g_threads / ceiling);

@@ -67,7 +67,8 @@ kernels::ConvOutput OutputOf(const NodeContext& ctx, const LayerIo& io, int out_
 }
 
 // A binary conv2d or dense layer (the latter as a 1x1 convolution of a 1x1 image). Its input is
-// a float tensor it bitpacks, or a tensor another native kernel left bitpacked.
+// a float tensor it bitpacks, or a tensor another native kernel left bitpacked. XOR-popcount, or
+// on AMX the integer kernel's tiles where kernels::BinaryConvOnTiles says they run the layer.
 class BinaryConvKernel : public Kernel {
  public:
   static Result<std::unique_ptr<Kernel>> Create(const NodeContext& ctx, const LayerIo& io) {
@@ -105,6 +106,7 @@ class BinaryConvKernel : public Kernel {
     k->out_ = OutputOf(ctx, io, p.out_c, k->scales_.data(), &k->storage_);
     k->in_ = ctx.inputs[0];
     k->pool_ = ctx.pool;
+    if (kernels::BinaryConvOnTiles(p)) HYBRID_RETURN_IF_ERROR(k->PlanTiles(signs));
     return std::unique_ptr<Kernel>(std::move(k));
   }
 
@@ -112,16 +114,45 @@ class BinaryConvKernel : public Kernel {
     if (packed_in_) {
       kernels::BitpackF32(in_pixels_, p_.in_c, p_.groups, nullptr, nullptr, in_, packed_in_.get());
     }
-    auto rows = [&](size_t begin, size_t end) {
+    const size_t rows = static_cast<size_t>(p_.batch) * p_.out_h;
+    if (tiles_scratch_) {
+      auto tiles = [&](size_t begin, size_t end) {
+        kernels::BinaryConv2dOnTiles(
+            p_, in_words_, tiles_pad_.data(), tiles_w_.get(), tiles_zero_.data(), out_,
+            static_cast<int>(begin), static_cast<int>(end),
+            tiles_scratch_.get() + begin / split_.rows_per_call * split_.scratch_bytes);
+      };
+      pool_->ParallelFor(rows, split_.rows_per_call, tiles);
+      return Status::Ok();
+    }
+    auto popcount = [&](size_t begin, size_t end) {
       kernels::BinaryConv2d(p_, in_words_, packed_w_.get(), tap_sums_.data(), offsets_.data(), out_,
                             static_cast<int>(begin), static_cast<int>(end));
     };
-    pool_->ParallelFor(static_cast<size_t>(p_.batch) * p_.out_h, 1, rows);
+    pool_->ParallelFor(rows, 1, popcount);
     return Status::Ok();
   }
 
  private:
   BinaryConvKernel() = default;
+
+  // The layer on the AMX tiles (kernels::BinaryConvOnTiles): the signs as s8 weights, their sums,
+  // the pad pixel and a scratch per call. The XOR-popcount form stays planned beside it.
+  Status PlanTiles(const std::vector<float>& signs) {
+    std::vector<int8_t> s8(signs.size());
+    for (size_t i = 0; i < signs.size(); ++i) s8[i] = signs[i] < 0.f ? -1 : 1;
+    tiles_w_ = MakeAligned<int8_t>(kernels::Int8ConvPackedWeightsBytes(p_));
+    split_ = kernels::SplitInt8ConvRows(p_, pool_->threads());
+    tiles_scratch_ = MakeAligned<uint8_t>(split_.scratch_bytes * split_.calls);
+    if (!tiles_w_ || !tiles_scratch_) return Error("out of memory planning a binary layer's tiles");
+    kernels::PackInt8ConvWeights(p_, s8.data(), tiles_w_.get());
+    tiles_zero_.resize(p_.out_c);
+    kernels::Int8ConvWeightSums(p_, s8.data(), tiles_zero_.data());
+    tiles_pad_.resize(static_cast<size_t>(p_.groups) * kernels::Int8Channels(p_.in_c / p_.groups));
+    kernels::BinaryOnTilesPadPixel(p_, tiles_pad_.data());
+    return Status::Ok();
+  }
+
   kernels::Conv2dParams p_;
   AlignedArray<uint64_t> packed_w_, packed_in_;
   const uint64_t* in_words_ = nullptr;
@@ -133,6 +164,11 @@ class BinaryConvKernel : public Kernel {
   int64_t in_pixels_ = 0;
   const float* in_ = nullptr;
   ThreadPool* pool_ = nullptr;
+  AlignedArray<int8_t> tiles_w_;
+  std::vector<int32_t> tiles_zero_;
+  std::vector<uint8_t> tiles_pad_;
+  kernels::Int8ConvRowSplit split_;
+  AlignedArray<uint8_t> tiles_scratch_;  // null: XOR-popcount
 };
 
 // Channelwise nodes folded into bitpacking thresholds: the float input packed straight into the

@@ -86,6 +86,24 @@ void Int8Conv2dRef(const Conv2dParams& p, const uint8_t* in, const uint8_t* pad_
 // ForceTarget.
 bool Bit2OnIntegerKernel();
 
+// Binary layers on the AMX tiles, where they run faster than XOR-popcount (binary.h): each bit
+// of the packed input becomes the byte x = 2 (bit 0, +1) or 0 (bit 1, -1) and the layer an
+// integer one with input_zero 1, (x - 1) * w being the product of the signs; the padding's byte
+// is 2 for one-padding and 1 for zero-padding, which then needs no correction. True where
+// BinaryConv2dOnTiles runs `p`: on AMX, stride 1, each group's channels filling whole 64-byte
+// tile rows, s8 weights below 1 MiB. Ask at plan time, after any ForceTarget.
+bool BinaryConvOnTiles(const Conv2dParams& p);
+// The pad pixel of BinaryConv2dOnTiles: groups * Int8Channels(cg) bytes.
+void BinaryOnTilesPadPixel(const Conv2dParams& p, uint8_t* pad);
+// Output rows [row_begin, row_end) of batch * out_h from `in`, packed as BitpackF32 packs it.
+// `packed`: PackInt8ConvWeights of the weights' signs as s8 (+1 or -1); `zero[c]`: channel c's
+// sum of them (Int8ConvWeightSums); `scratch`: Int8ConvScratchBytes(p, row_end - row_begin)
+// bytes, never null. Writes the sum of sign products through `o`, as BinaryConv2d does. Expects
+// BinaryConvOnTiles(p) (aborts otherwise). Allocates nothing.
+void BinaryConv2dOnTiles(const Conv2dParams& p, const uint64_t* in, const uint8_t* pad_pixel,
+                         const int8_t* packed, const int32_t* zero, const ConvOutput& o,
+                         int row_begin, int row_end, void* scratch);
+
 // 4-bit weights (int4, in [-7, 7]) stored two per byte: half the bytes of
 // PackInt8ConvWeights' layout, each quad's 64 weight bytes as 32 bytes whose low nibbles hold
 // bytes 0-31 and high nibbles bytes 32-63. Int4Conv2d unpacks them into the same dot products.

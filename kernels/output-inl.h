@@ -212,12 +212,24 @@ HWY_INLINE void StoreBlock(DI di, const int32_t* dot, const BlockOutput& b, unsi
 
 // StoreBlock for `pixels` pixels at once: pixel m's sums, times 2^shift, at sums + m * stride,
 // its block at dst[m] + b.offset. Float and u8 blocks load their parameters once for all the
-// pixels.
+// pixels; bits compare the sums where they lie (StoreBlock writes every bit of the block, a
+// partial one's thresholds keep the missing channels' bits clear).
 template <class DI>
 HWY_INLINE void StoreBlocks(DI di, const int32_t* sums, int64_t stride, int pixels, int shift,
                             const BlockOutput& b, unsigned char* const* dst) {
   const int n = static_cast<int>(hn::Lanes(di));
   const hn::Rebind<float, DI> df;
+  if (b.kind == OutputKind::kBits) {
+    for (int m = 0; m < pixels; ++m) {
+      uint64_t bits = 0;
+      for (int j = 0; j < kOutputBlock; j += n) {
+        const auto dot = hn::ShiftRightSame(hn::LoadU(di, sums + m * stride + j), shift);
+        bits |= ThresholdBits(di, dot, b.threshold + j) << j;
+      }
+      StoreBits16(bits, dst[m] + b.offset);
+    }
+    return;
+  }
   if (b.count != kOutputBlock || (b.kind != OutputKind::kFloat && b.kind != OutputKind::kU8)) {
     for (int m = 0; m < pixels; ++m) {
       HWY_ALIGN int32_t dot[kOutputBlock];

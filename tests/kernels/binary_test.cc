@@ -18,6 +18,7 @@
 #include "kernels/int8.h"
 #include "kernels/ref.h"
 #include "tests/kernels/random_transform.h"
+#include "tests/kernels/scratch.h"
 #include "tests/kernels/target_printer.h"
 
 namespace hybrid::kernels {
@@ -157,6 +158,94 @@ TEST_P(PerTarget, BinaryConvMatchesRefBitForBit) {
     }
   }
   EXPECT_GT(checked, 60);
+}
+
+// Binary layers on the AMX tiles (kernels/int8.h) against the binary twin: stride 1, groups of
+// whole tile rows (63 channels too: its unused bit meets zero weights), both paddings, dilation,
+// several images, row ranges that start and end inside images, every kind of output. Elsewhere
+// than on AMX no layer takes that path.
+TEST_P(PerTarget, BinaryConvOnTilesMatchesRefBitForBit) {
+  std::mt19937 rng(31);
+  int checked = 0;
+  for (int cg : {63, 64, 128, 192}) {
+    for (int trial = 0; trial < 8; ++trial) {
+      Case c = RandomCase(rng, cg);
+      Conv2dParams& p = c.p;
+      p.groups = trial % 3 == 0 ? 2 : 1;
+      p.in_c = cg * p.groups;
+      p.out_c = p.groups * std::uniform_int_distribution<int>(1, 40)(rng);
+      p.batch = std::uniform_int_distribution<int>(1, 3)(rng);
+      // Stride 1: the output size with the padding RandomCase chose, read back from stride 2's.
+      const int bottom = std::uniform_int_distribution<int>(0, 2)(rng);
+      const int right = std::uniform_int_distribution<int>(0, 2)(rng);
+      p.stride_h = p.stride_w = 1;
+      p.out_h = p.in_h + p.pad_top + bottom - (p.kernel_h - 1) * p.dilation_h;
+      p.out_w = p.in_w + p.pad_left + right - (p.kernel_w - 1) * p.dilation_w;
+      if (p.out_h <= 0 || p.out_w <= 0) continue;
+      if (GetParam().name != "avx3_amx") {
+        EXPECT_FALSE(BinaryConvOnTiles(p)) << GetParam().name;
+        ++checked;
+        continue;
+      }
+      ASSERT_TRUE(BinaryConvOnTiles(p)) << "cg " << cg << " trial " << trial;
+      const int taps = p.kernel_h * p.kernel_w;
+      auto x = Random(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c, rng);
+      auto w = Random(static_cast<size_t>(p.out_c) * taps * cg, rng);
+      std::vector<uint64_t> packed_x(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
+                                     PackedWords(cg));
+      BitpackF32Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, p.in_c, p.groups, nullptr,
+                    nullptr, x.data(), packed_x.data());
+      std::vector<int8_t> signs(w.size());
+      for (size_t i = 0; i < w.size(); ++i) signs[i] = w[i] < 0.f ? -1 : 1;
+      std::vector<int8_t> packed_w(Int8ConvPackedWeightsBytes(p));
+      PackInt8ConvWeights(p, signs.data(), packed_w.data());
+      std::vector<int32_t> zero(p.out_c);
+      Int8ConvWeightSums(p, signs.data(), zero.data());
+      std::vector<uint8_t> pad(static_cast<size_t>(p.groups) * Int8Channels(cg));
+      BinaryOnTilesPadPixel(p, pad.data());
+      const int rows = p.batch * p.out_h;
+      std::vector<int> cuts = {0};
+      for (int r = std::uniform_int_distribution<int>(1, 4)(rng); r < rows;
+           r += std::uniform_int_distribution<int>(1, 7)(rng)) {
+        cuts.push_back(r);
+      }
+      cuts.push_back(rows);
+      for (OutputKind kind :
+           {OutputKind::kFloat, OutputKind::kBits, OutputKind::kU8, OutputKind::kPlanes2}) {
+        RandomOutput out(kind, p.out_c, p.groups, taps * cg, rng);
+        ASSERT_TRUE(out.ok());
+        const size_t bytes = static_cast<size_t>(rows) * p.out_w * OutputPixelBytes(out.o, p.out_c);
+        std::vector<unsigned char> got(bytes, 0), want(bytes, 0);
+        ConvOutput o = out.o;
+        o.data = got.data();
+        for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+          Scratch scratch(p, cuts[i + 1] - cuts[i]);
+          ASSERT_NE(scratch.data, nullptr);
+          BinaryConv2dOnTiles(p, packed_x.data(), pad.data(), packed_w.data(), zero.data(), o,
+                              cuts[i], cuts[i + 1], scratch.data);
+        }
+        o.data = want.data();
+        BinaryConv2dRef(p, packed_x.data(), w.data(), o, 0, rows);
+        ASSERT_EQ(got, want) << "cg " << cg << " trial " << trial << " kind "
+                             << static_cast<int>(kind) << " groups " << p.groups << " pad "
+                             << p.pad_value;
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 20);
+  // Weights of 2.4 MB as s8 stay with XOR-popcount, whose bits fit L2; so do stride-2 layers.
+  Conv2dParams big;
+  big.in_c = big.out_c = 512;
+  big.in_h = big.in_w = big.out_h = big.out_w = 7;
+  big.kernel_h = big.kernel_w = 3;
+  big.pad_top = big.pad_left = 1;
+  EXPECT_FALSE(BinaryConvOnTiles(big));
+  big.in_c = big.out_c = 256;
+  EXPECT_EQ(BinaryConvOnTiles(big), GetParam().name == "avx3_amx");
+  big.stride_h = big.stride_w = 2;
+  big.out_h = big.out_w = 4;
+  EXPECT_FALSE(BinaryConvOnTiles(big));
 }
 
 ActivationQuant Random2BitQuant(std::mt19937& rng) {

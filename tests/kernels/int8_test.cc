@@ -12,6 +12,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/ref.h"
 #include "tests/kernels/random_transform.h"
+#include "tests/kernels/scratch.h"
 #include "tests/kernels/target_printer.h"
 
 namespace hybrid::kernels {
@@ -65,19 +66,6 @@ TEST_P(Int8PerTarget, QuantizeMatchesRef) {
     }
   }
 }
-
-// Int8ConvScratchBytes(p, rows) bytes, 64-byte aligned, filled with garbage the kernel must not
-// depend on.
-struct Scratch {
-  std::vector<uint8_t> bytes;
-  uint8_t* data = nullptr;
-  Scratch(const Conv2dParams& p, int rows) {
-    const size_t n = Int8ConvScratchBytes(p, rows);
-    if (n == 0) return;
-    bytes.assign(n + 64, 0xA5);
-    data = bytes.data() + (64 - reinterpret_cast<uintptr_t>(bytes.data()) % 64) % 64;
-  }
-};
 
 // Completes a convolution of `p`'s geometry with random quantization, weights of wbits bits,
 // pad value and output, runs Int8Conv2d over the output rows split at `splits` (ascending, within
