@@ -214,6 +214,12 @@ int RouterFeatureCount(int classes, int pooled) {
   return 1 + k * (k - 1) / 2 + pooled;
 }
 
+torch::Tensor RouterTarget(const std::string& label, const torch::Tensor& edge_right,
+                           const torch::Tensor& cloud_right) {
+  if (label == "gain") return (1 + cloud_right - edge_right) / 2;
+  return (1 - edge_right) * cloud_right;
+}
+
 torch::Tensor RouterFeatures(const torch::Tensor& probs, const torch::Tensor& pooled) {
   const int64_t k = std::min<int64_t>(10, probs.size(1));
   const torch::Tensor entropy = -torch::xlogy(probs, probs).sum(1, true);

@@ -103,6 +103,13 @@ TORCH_MODULE(Net);
 torch::Tensor RouterFeatures(const torch::Tensor& probs, const torch::Tensor& pooled);
 int RouterFeatureCount(int classes, int pooled);
 
+// The router's training target per sample from whether the edge and the cloud were right (0 or 1
+// each, f32): label "proxy" gives [edge wrong and cloud right]; "gain" gives
+// (1 + cloud_right - edge_right) / 2, which ranks "edge right, cloud wrong" below the ties, so the
+// optimum of its binary cross-entropy orders inputs as sending them changes the hybrid's accuracy.
+torch::Tensor RouterTarget(const std::string& label, const torch::Tensor& edge_right,
+                           const torch::Tensor& cloud_right);
+
 // A small MLP from the router's features to one logit: the score of sending the input to the
 // cloud (higher: send).
 class RouterImpl : public torch::nn::Module {

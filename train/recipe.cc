@@ -275,6 +275,7 @@ Result<Recipe> ParseRecipe(const std::string& text, const std::string& where) {
       HYBRID_RETURN_IF_ERROR(rf.Get("pooled_features", &rs.pooled_features));
       HYBRID_RETURN_IF_ERROR(rf.Get("target_coverage", &rs.target_coverage));
       HYBRID_RETURN_IF_ERROR(rf.Get("coverage_weight", &rs.coverage_weight));
+      HYBRID_RETURN_IF_ERROR(rf.Get("label", &rs.label));
       HYBRID_RETURN_IF_ERROR(rf.Get("rounds", &rs.rounds));
       HYBRID_RETURN_IF_ERROR(rf.Get("router_epochs", &rs.router_epochs));
       HYBRID_RETURN_IF_ERROR(rf.Get("model_epochs", &rs.model_epochs));
@@ -284,6 +285,10 @@ Result<Recipe> ParseRecipe(const std::string& text, const std::string& where) {
       }
       if (!(rs.target_coverage > 0 && rs.target_coverage < 1)) {
         return Error("{}.router.target_coverage: {} is not in (0, 1)", where, rs.target_coverage);
+      }
+      if (rs.label != "proxy" && rs.label != "gain") {
+        return Error("{}.router.label: unknown label '{}' (expected proxy or gain)", where,
+                     rs.label);
       }
       if (rs.rounds < 0 || rs.router_epochs < 0 || rs.model_epochs < 0) {
         return Error("{}.router: rounds and epochs cannot be negative", where);

@@ -223,15 +223,18 @@ std::string Summary(const std::map<std::string, double>& acc) {
   return s;
 }
 
-// Shape B's router training data for a set of samples: features and the proxy label.
+// Shape B's router training data for a set of samples: features and the target of the router's
+// probability of sending (RouterSpec::label).
 struct RouterData {
-  torch::Tensor features, label;  // label 1: edge wrong and cloud right
+  torch::Tensor features, label;
+  double gains = 0, losses = 0;  // shares of the samples that sending helps, that it hurts
 };
 
 RouterData MakeRouterData(const Trained& t, const Samples& s) {
   torch::NoGradGuard no_grad;
   t.nets.Train(false);
   std::vector<torch::Tensor> feats, labels;
+  double gains = 0, losses = 0;
   for (int64_t b = 0; b < s.size(); b += kEvalBatch) {
     const int64_t e = std::min(s.size(), b + kEvalBatch);
     const torch::Tensor x = s.images.narrow(0, b, e - b);
@@ -241,10 +244,14 @@ RouterData MakeRouterData(const Trained& t, const Samples& s) {
     const torch::Tensor probs = torch::softmax(edge.logits, 1);
     feats.push_back(
         RouterFeatures(probs, t.recipe.router.pooled_features ? edge.pooled : torch::Tensor()));
-    labels.push_back(
-        ((edge.logits.argmax(1) != y) & (cloud.logits.argmax(1) == y)).to(torch::kFloat32));
+    const torch::Tensor edge_right = (edge.logits.argmax(1) == y).to(torch::kFloat32);
+    const torch::Tensor cloud_right = (cloud.logits.argmax(1) == y).to(torch::kFloat32);
+    labels.push_back(RouterTarget(t.recipe.router.label, edge_right, cloud_right));
+    gains += ((1 - edge_right) * cloud_right).sum().item<double>();
+    losses += (edge_right * (1 - cloud_right)).sum().item<double>();
   }
-  return {torch::cat(feats), torch::cat(labels)};
+  const double n = std::max<int64_t>(1, s.size());
+  return {torch::cat(feats), torch::cat(labels), gains / n, losses / n};
 }
 
 void TrainRouter(Trained& t, const TrainOptions& o, int round) {
@@ -273,9 +280,10 @@ void TrainRouter(Trained& t, const TrainOptions& o, int round) {
       total += loss.item<double>();
       ++batches;
     }
-    Log(o, fmt::format("round {} router epoch {}/{}  loss {:.4f}  positives {:.2f}%", round,
-                       epoch + 1, rs.router_epochs, total / std::max(1, batches),
-                       100 * d.label.mean().item<double>()));
+    Log(o, fmt::format("round {} router epoch {}/{}  loss {:.4f}  edge wrong, cloud right {:.2f}%"
+                       "  edge right, cloud wrong {:.2f}%",
+                       round, epoch + 1, rs.router_epochs, total / std::max(1, batches),
+                       100 * d.gains, 100 * d.losses));
   }
   t.nets.router->eval();
 }

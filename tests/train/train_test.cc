@@ -11,6 +11,7 @@
 #include "graph/model_file.h"
 #include "tools/train_check.h"
 #include "train/export.h"
+#include "train/net.h"
 #include "train/recipe.h"
 #include "train/trainer.h"
 
@@ -81,6 +82,9 @@ TEST(Recipe, MistakesAreClearErrors) {
        "needs the fields 'edge' and 'cloud'"},
       {R"({"name": "x", "shape": "B", "net": {"stages": [{"channels": 8}]}})",
        "test.net: a field of shape A"},
+      {R"({"name": "x", "shape": "B", "edge": {"stages": [{"channels": 8}]},
+           "cloud": {"stages": [{"channels": 8}]}, "router": {"label": "oracle"}})",
+       "test.router.label: unknown label 'oracle'"},
   };
   for (const Case& c : cases) {
     auto r = ParseRecipe(c.text, "test");
@@ -93,10 +97,21 @@ TEST(Recipe, MistakesAreClearErrors) {
 }
 
 TEST(Recipe, ShippedRecipesParse) {
-  for (const char* name : {"fmnist_a_binary", "fmnist_a_int4", "fmnist_b_binary", "fmnist_b_int4"}) {
+  for (const char* name :
+       {"fmnist_a_binary", "fmnist_a_int4", "fmnist_b_binary", "fmnist_b_int4"}) {
     auto r = LoadRecipe(std::string(HYBRID_SOURCE_DIR) + "/models/" + name + ".json");
     EXPECT_TRUE(r.ok()) << r.message();
   }
+}
+
+// Both router targets by hand, for the four cases of edge and cloud right or wrong.
+TEST(Router, TargetsRankWhatSendingChanges) {
+  const torch::Tensor edge_right = torch::tensor({1.f, 1.f, 0.f, 0.f});
+  const torch::Tensor cloud_right = torch::tensor({1.f, 0.f, 1.f, 0.f});
+  EXPECT_TRUE(torch::equal(RouterTarget("proxy", edge_right, cloud_right),
+                           torch::tensor({0.f, 0.f, 1.f, 0.f})));
+  EXPECT_TRUE(torch::equal(RouterTarget("gain", edge_right, cloud_right),
+                           torch::tensor({0.5f, 0.f, 1.f, 0.5f})));
 }
 
 // Training lowers the loss; the written model gives the trainer's outputs on the ref backend,
@@ -171,6 +186,13 @@ TEST(Train, ShapeAFewStepsLowerTheLossAndExportMatches) {
 
 TEST(Train, ShapeBFewStepsLowerTheLossAndExportMatches) {
   TrainExportAndCheck(kShapeB, {"edge", "cloud"});
+}
+
+TEST(Train, ShapeBWithTheGainLabelTrainsAndExports) {
+  std::string text = kShapeB;
+  const std::string rounds = R"("rounds": 1,)";
+  text.replace(text.find(rounds), rounds.size(), R"("rounds": 1, "label": "gain",)");
+  TrainExportAndCheck(text.c_str(), {"edge", "cloud"});
 }
 
 TEST(Train, ResumingContinuesExactlyWhereTheCheckpointLeft) {
