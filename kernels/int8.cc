@@ -956,7 +956,7 @@ bool Bit2OnIntegerKernel() { return OnAmx(); }
 
 bool BinaryConvOnTiles(const Conv2dParams& p) {
   // Beyond 1 MiB the s8 weights, 8 times the bits, stream from L3 while XOR-popcount's stay in
-  // L2: 3x3 with 512 channels ran at 0.90x of it on tiles, the other layers 1.03-1.38x
+  // L2: 3x3 with 512 channels ran at 0.90x of it on tiles, the other layers 1.05-1.48x
   // (bench/README.md).
   return OnAmx() && Int8ConvSupported(p) && amx_walk::Direct(p) &&
          (p.pad_value == 0.f || p.pad_value == 1.f) &&
