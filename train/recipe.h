@@ -48,9 +48,9 @@ struct RouterSpec {
   bool pooled_features = true;  // the edge's pooled last feature map besides the probabilities
   float target_coverage = 0.8f;
   float coverage_weight = 1.f;  // of the penalty (mean(1 - r) - target)^2 ... see docs/train.md
-  // What the router learns (docs/train.md): "proxy", the paper's [edge wrong and cloud right];
-  // "gain", (1 + [cloud right] - [edge right]) / 2, whose optimum ranks inputs by what sending
-  // them gains.
+  // What the router that ships, trained last, learns (the rounds' routers learn "proxy"; see
+  // docs/train.md): "proxy", the paper's [edge wrong and cloud right]; "gain",
+  // (1 + [cloud right] - [edge right]) / 2, whose optimum ranks inputs by what sending them gains.
   std::string label = "proxy";
   int rounds = 2;  // alternations of router, edge and cloud training
   int router_epochs = 3;

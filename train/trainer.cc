@@ -230,7 +230,7 @@ struct RouterData {
   double gains = 0, losses = 0;  // shares of the samples that sending helps, that it hurts
 };
 
-RouterData MakeRouterData(const Trained& t, const Samples& s) {
+RouterData MakeRouterData(const Trained& t, const Samples& s, const std::string& label) {
   torch::NoGradGuard no_grad;
   t.nets.Train(false);
   std::vector<torch::Tensor> feats, labels;
@@ -246,7 +246,7 @@ RouterData MakeRouterData(const Trained& t, const Samples& s) {
         RouterFeatures(probs, t.recipe.router.pooled_features ? edge.pooled : torch::Tensor()));
     const torch::Tensor edge_right = (edge.logits.argmax(1) == y).to(torch::kFloat32);
     const torch::Tensor cloud_right = (cloud.logits.argmax(1) == y).to(torch::kFloat32);
-    labels.push_back(RouterTarget(t.recipe.router.label, edge_right, cloud_right));
+    labels.push_back(RouterTarget(label, edge_right, cloud_right));
     gains += ((1 - edge_right) * cloud_right).sum().item<double>();
     losses += (edge_right * (1 - cloud_right)).sum().item<double>();
   }
@@ -256,7 +256,10 @@ RouterData MakeRouterData(const Trained& t, const Samples& s) {
 
 void TrainRouter(Trained& t, const TrainOptions& o, int round) {
   const RouterSpec& rs = t.recipe.router;
-  const RouterData d = MakeRouterData(t, t.splits.train);
+  // The rounds' routers weight the models' losses by r, the probability the paper's proxy
+  // gives; the recipe's label is for the router that ships, trained last.
+  const RouterData d =
+      MakeRouterData(t, t.splits.train, round == rs.rounds ? rs.label : std::string("proxy"));
   t.nets.router->Standardize(d.features);
   torch::optim::Adam opt(t.nets.router->parameters(), torch::optim::AdamOptions(1e-3));
   t.nets.router->train();
