@@ -136,16 +136,13 @@ void BM_Binary(benchmark::State& state, const Shape& s, bool from_float, bool ti
   kernels::BitpackF32(static_cast<int64_t>(p.in_h) * p.in_w, p.in_c, 1, nullptr, nullptr, x.data(),
                       packed_x.data());
   // The tiles' form of the layer: the signs as s8, their sums, the pad pixel, scratch per call.
-  std::vector<int8_t> signs(w.size());
-  for (size_t i = 0; i < w.size(); ++i) signs[i] = w[i] < 0.f ? -1 : 1;
   AlignedVector<int8_t> packed_s8(tiles ? kernels::Int8ConvPackedWeightsBytes(p) : 0);
   std::vector<int32_t> zero(p.out_c);
   std::vector<uint8_t> pad(kernels::Int8Channels(p.in_c));
   const kernels::Int8ConvRowSplit split = kernels::SplitInt8ConvRows(p, g_threads);
   AlignedVector<uint8_t> scratch(tiles ? split.scratch_bytes * split.calls : 0);
   if (tiles) {
-    kernels::PackInt8ConvWeights(p, signs.data(), packed_s8.data());
-    kernels::Int8ConvWeightSums(p, signs.data(), zero.data());
+    kernels::PackBinaryOnTilesWeights(p, w.data(), packed_s8.data(), zero.data());
     kernels::BinaryOnTilesPadPixel(p, pad.data());
   }
   engine::ThreadPool pool(g_threads);

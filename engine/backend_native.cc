@@ -85,9 +85,6 @@ class BinaryConvKernel : public Kernel {
       const bool flip = flips && io.producer->flip[i / per_channel] != 0;
       signs[i] = (w[i] < 0.f) != flip ? -1.f : 1.f;
     }
-    k->packed_w_ = MakeAligned<uint64_t>(kernels::BinaryConvPackedWeightsWords(p));
-    k->tap_sums_.resize(static_cast<size_t>(p.out_c) * taps);
-    k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
     k->in_pixels_ = static_cast<int64_t>(p.batch) * p.in_h * p.in_w;
     if (io.in != nullptr) {
       k->in_words_ = static_cast<const uint64_t*>(io.in->data());
@@ -97,16 +94,22 @@ class BinaryConvKernel : public Kernel {
       if (!k->packed_in_) return Error("out of memory packing a binary layer");
       k->in_words_ = k->packed_in_.get();
     }
-    if (!k->packed_w_) return Error("out of memory packing a binary layer");
-    kernels::PackBinaryConvWeights(p, signs.data(), k->packed_w_.get());
-    kernels::BinaryConvTapSums(p, signs.data(), k->tap_sums_.data());
-    kernels::BinaryConvIndirection(p, k->offsets_.data());
+    k->pool_ = ctx.pool;
+    if (kernels::BinaryConvOnTiles(p)) {
+      HYBRID_RETURN_IF_ERROR(k->PlanTiles(signs));
+    } else {
+      k->packed_w_ = MakeAligned<uint64_t>(kernels::BinaryConvPackedWeightsWords(p));
+      if (!k->packed_w_) return Error("out of memory packing a binary layer");
+      k->tap_sums_.resize(static_cast<size_t>(p.out_c) * taps);
+      k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
+      kernels::PackBinaryConvWeights(p, signs.data(), k->packed_w_.get());
+      kernels::BinaryConvTapSums(p, signs.data(), k->tap_sums_.data());
+      kernels::BinaryConvIndirection(p, k->offsets_.data());
+    }
     k->scales_.resize(p.out_c);
     kernels::BinaryWeightScalesRef(p.out_c, per_channel, w, k->scales_.data());
     k->out_ = OutputOf(ctx, io, p.out_c, k->scales_.data(), &k->storage_);
     k->in_ = ctx.inputs[0];
-    k->pool_ = ctx.pool;
-    if (kernels::BinaryConvOnTiles(p)) HYBRID_RETURN_IF_ERROR(k->PlanTiles(signs));
     return std::unique_ptr<Kernel>(std::move(k));
   }
 
@@ -136,18 +139,15 @@ class BinaryConvKernel : public Kernel {
  private:
   BinaryConvKernel() = default;
 
-  // The layer on the AMX tiles (kernels::BinaryConvOnTiles): the signs as s8 weights, their sums,
-  // the pad pixel and a scratch per call. The XOR-popcount form stays planned beside it.
+  // The layer on the AMX tiles (kernels::BinaryConvOnTiles), in place of the XOR-popcount form:
+  // the signs as s8 weights, their sums, the pad pixel and a scratch per call.
   Status PlanTiles(const std::vector<float>& signs) {
-    std::vector<int8_t> s8(signs.size());
-    for (size_t i = 0; i < signs.size(); ++i) s8[i] = signs[i] < 0.f ? -1 : 1;
     tiles_w_ = MakeAligned<int8_t>(kernels::Int8ConvPackedWeightsBytes(p_));
     split_ = kernels::SplitInt8ConvRows(p_, pool_->threads());
     tiles_scratch_ = MakeAligned<uint8_t>(split_.scratch_bytes * split_.calls);
     if (!tiles_w_ || !tiles_scratch_) return Error("out of memory planning a binary layer's tiles");
-    kernels::PackInt8ConvWeights(p_, s8.data(), tiles_w_.get());
     tiles_zero_.resize(p_.out_c);
-    kernels::Int8ConvWeightSums(p_, s8.data(), tiles_zero_.data());
+    kernels::PackBinaryOnTilesWeights(p_, signs.data(), tiles_w_.get(), tiles_zero_.data());
     tiles_pad_.resize(static_cast<size_t>(p_.groups) * kernels::Int8Channels(p_.in_c / p_.groups));
     kernels::BinaryOnTilesPadPixel(p_, tiles_pad_.data());
     return Status::Ok();

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/dispatch.h"
 #include "kernels/int8.h"
@@ -966,6 +967,15 @@ bool BinaryConvOnTiles(const Conv2dParams& p) {
 void BinaryOnTilesPadPixel(const Conv2dParams& p, uint8_t* pad) {
   const size_t bytes = static_cast<size_t>(p.groups) * Int8Channels(p.in_c / p.groups);
   std::memset(pad, p.pad_value == 1.f ? 2 : 1, bytes);
+}
+
+void PackBinaryOnTilesWeights(const Conv2dParams& p, const float* weights, int8_t* packed,
+                              int32_t* zero) {
+  const size_t n = static_cast<size_t>(p.out_c) * p.kernel_h * p.kernel_w * (p.in_c / p.groups);
+  std::vector<int8_t> signs(n);
+  for (size_t i = 0; i < n; ++i) signs[i] = weights[i] < 0.f ? -1 : 1;
+  PackInt8ConvWeights(p, signs.data(), packed);
+  Int8ConvWeightSums(p, signs.data(), zero);
 }
 
 void BinaryConv2dOnTiles(const Conv2dParams& p, const uint64_t* in, const uint8_t* pad_pixel,

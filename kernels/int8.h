@@ -95,11 +95,15 @@ bool Bit2OnIntegerKernel();
 bool BinaryConvOnTiles(const Conv2dParams& p);
 // The pad pixel of BinaryConv2dOnTiles: groups * Int8Channels(cg) bytes.
 void BinaryOnTilesPadPixel(const Conv2dParams& p, uint8_t* pad);
+// The weights of BinaryConv2dOnTiles from float weights [out_c][kh][kw][in_c/groups] by sign
+// (as PackBinaryConvWeights reads them: -1 where w < 0, else +1): `packed`
+// Int8ConvPackedWeightsBytes(p) bytes, `zero` out_c sums of each channel's signs.
+void PackBinaryOnTilesWeights(const Conv2dParams& p, const float* weights, int8_t* packed,
+                              int32_t* zero);
 // Output rows [row_begin, row_end) of batch * out_h from `in`, packed as BitpackF32 packs it.
-// `packed`: PackInt8ConvWeights of the weights' signs as s8 (+1 or -1); `zero[c]`: channel c's
-// sum of them (Int8ConvWeightSums); `scratch`: Int8ConvScratchBytes(p, row_end - row_begin)
-// bytes, never null. Writes the sum of sign products through `o`, as BinaryConv2d does. Expects
-// BinaryConvOnTiles(p) (aborts otherwise). Allocates nothing.
+// `packed` and `zero` from PackBinaryOnTilesWeights; `scratch`: Int8ConvScratchBytes(p, row_end -
+// row_begin) bytes, never null. Writes the sum of sign products through `o`, as BinaryConv2d does.
+// Expects BinaryConvOnTiles(p) (aborts otherwise). Allocates nothing.
 void BinaryConv2dOnTiles(const Conv2dParams& p, const uint64_t* in, const uint8_t* pad_pixel,
                          const int8_t* packed, const int32_t* zero, const ConvOutput& o,
                          int row_begin, int row_end, void* scratch);
