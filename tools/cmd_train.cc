@@ -1,6 +1,7 @@
 // `hybrid train RECIPE` (the program hybrid-train, which `hybrid train` runs so that the other
 // commands do not load libtorch): trains a hybrid model, writes the model file and checks it
-// against the trainer's own outputs on the engine's ref backend.
+// against the trainer's own outputs on the engine's ref backend; or, with --refit-router, fits a
+// shape-B model's router again on held-out samples.
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -8,6 +9,7 @@
 
 #include "graph/model_file.h"
 #include "tools/commands.h"
+#include "tools/refit_router.h"
 #include "tools/train_check.h"
 #include "train/export.h"
 #include "train/trainer.h"
@@ -17,6 +19,7 @@ namespace {
 
 struct TrainArgs {
   std::string recipe, out, resume, checkpoint;
+  std::string refit, router_data = "validation", router_label;
   int epochs = -1, threads = 0, stop_after = 0;
   int64_t limit = 0;
   int check_samples = 64;
@@ -27,7 +30,25 @@ int Fail(const Status& s) {
   return 1;
 }
 
+int RunRefit(const TrainArgs& a) {
+  RefitOptions o;
+  o.model = a.refit;
+  o.out = a.out;
+  o.data = a.router_data;
+  o.label = a.router_label;
+  o.epochs = a.epochs;
+  o.threads = a.threads;
+  o.log = [](const std::string& line) { std::cerr << line << std::endl; };
+  auto report = RefitRouter(o);
+  if (!report.ok()) return Fail(report.status());
+  std::cout << fmt::format(
+      "wrote {} ({} bytes): router fitted on {} samples, written scores within {:.1g}\n", a.out,
+      std::filesystem::file_size(a.out), report->samples, report->max_score_error);
+  return 0;
+}
+
 int RunTrain(const TrainArgs& a) {
+  if (!a.refit.empty()) return RunRefit(a);
   auto recipe = train::LoadRecipe(a.recipe);
   if (!recipe.ok()) return Fail(recipe.status());
   train::TrainOptions options;
@@ -63,9 +84,25 @@ int RunTrain(const TrainArgs& a) {
 
 void AddTrainCommand(CLI::App* cmd, int& exit_code) {
   auto a = std::make_shared<TrainArgs>();
-  cmd->add_option("recipe", a->recipe, "Recipe file (JSON)")->required();
-  cmd->add_option("--out", a->out, "Model file to write (default: NAME.hybrid from the recipe)");
-  cmd->add_option("--epochs", a->epochs, "Epochs, instead of the recipe's")
+  CLI::Option* recipe = cmd->add_option("recipe", a->recipe, "Recipe file (JSON)");
+  CLI::Option* refit = cmd->add_option("--refit-router", a->refit,
+                                       "Instead of training: fit this shape-B model's router again "
+                                       "(on --router-data) and write the model to --out")
+                           ->check(CLI::ExistingFile)
+                           ->excludes(recipe);
+  cmd->add_option("--router-data", a->router_data,
+                  "With --refit-router: samples to fit on, validation (held out from training), "
+                  "train or both")
+      ->check(CLI::IsMember({"validation", "train", "both"}))
+      ->needs(refit);
+  cmd->add_option("--router-label", a->router_label,
+                  "With --refit-router: the router's label, proxy or gain (default: the recipe's)")
+      ->check(CLI::IsMember({"proxy", "gain"}))
+      ->needs(refit);
+  CLI::Option* out = cmd->add_option("--out", a->out,
+                                     "Model file to write (default: NAME.hybrid from the recipe)");
+  cmd->add_option("--epochs", a->epochs,
+                  "Epochs, instead of the recipe's (with --refit-router: router epochs)")
       ->check(CLI::Range(0, 1000));
   cmd->add_option("--resume", a->resume, "Continue from this checkpoint")->check(CLI::ExistingFile);
   CLI::Option* checkpoint = cmd->add_option(
@@ -82,7 +119,15 @@ void AddTrainCommand(CLI::App* cmd, int& exit_code) {
   cmd->add_option("--check-samples", a->check_samples,
                   "Validation images on which the written model is checked")
       ->check(CLI::Range(0, 5000));
-  cmd->callback([a, &exit_code] { exit_code = RunTrain(*a); });
+  cmd->callback([a, recipe, refit, out, &exit_code] {
+    if (recipe->count() == 0 && refit->count() == 0) {
+      throw CLI::RequiredError("a recipe or --refit-router MODEL");
+    }
+    if (refit->count() > 0 && out->count() == 0) {
+      throw CLI::RequiredError("--out (with --refit-router)");
+    }
+    exit_code = RunTrain(*a);
+  });
 }
 
 }  // namespace hybrid::tools

@@ -15,6 +15,7 @@ void RegisterServe(CLI::App& app, int& exit_code);
 void AddTrainCommand(CLI::App* cmd, int& exit_code);
 inline constexpr const char* kTrainDescription =
     "Train a hybrid model from a recipe (docs/train.md), write the model file and check it on the "
-    "engine's ref backend against the trainer's outputs.";
+    "engine's ref backend against the trainer's outputs; or refit a shape-B model's router "
+    "(--refit-router).";
 
 }  // namespace hybrid::tools

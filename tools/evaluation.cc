@@ -101,6 +101,11 @@ Status RunSplit(const ModelEval& m, const data::Dataset& ds, const std::vector<i
           p = std::span<const float>(pooled.data + i * pc, static_cast<size_t>(pc));
         }
         out->scores["learned"].push_back(learned->Score(row, p));
+        if (o.router_features) {
+          const std::vector<float> f = router::RouterFeatures(row, p);
+          out->router_feature_count = static_cast<int>(f.size());
+          out->router_features.insert(out->router_features.end(), f.begin(), f.end());
+        }
       }
     }
     const int64_t done = first + count;
@@ -227,6 +232,10 @@ Result<ModelEval> EvaluateModel(const std::string& path, const EvalOptions& o) {
   const data::HeldOutSplit split = data::SplitHeldOut(train.count, held.seed, held.count);
   HYBRID_RETURN_IF_ERROR(RunSplit(m, train, split.held_out, *edge, cloud.get(), learned.get(),
                                   "validation", o, &m.validation, &m.transport));
+  if (o.train_split) {
+    HYBRID_RETURN_IF_ERROR(RunSplit(m, train, split.train, *edge, cloud.get(), learned.get(),
+                                    "training", o, &m.train, &m.transport));
+  }
   std::vector<int64_t> test(m.test_set.count);
   for (int64_t i = 0; i < m.test_set.count; ++i) test[i] = i;
   if (o.limit > 0 && o.limit < m.test_set.count) test.resize(o.limit);

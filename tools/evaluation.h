@@ -23,7 +23,9 @@ struct EvalOptions {
   std::string edge_backend = "native", cloud_backend = "onednn";
   std::string exit;  // the deciding output; empty: the session's default
   int threads = 0, batch = 256;
-  int64_t limit = 0;  // > 0: the first `limit` test samples only
+  int64_t limit = 0;             // > 0: the first `limit` test samples only
+  bool router_features = false;  // keep each sample's learned-router input (SplitResults)
+  bool train_split = false;      // also run the training samples the model was fitted on
   std::function<void(const std::string&)> progress;
   // Makes the transport to the cloud partition for requests of up to `batch` samples; empty: the
   // cloud in this process on `cloud_backend`.
@@ -45,6 +47,10 @@ struct SplitResults {
   std::vector<uint8_t> edge_right, cloud_right;
   std::vector<int32_t> cloud_label;  // the cloud's class per sample (the edge's when degraded)
   std::map<std::string, std::vector<float>> scores;  // by router: maxprob, entropy, margin, learned
+  // With EvalOptions::router_features, the learned router's input per sample, row after row of
+  // `router_feature_count` values.
+  std::vector<float> router_features;
+  int router_feature_count = 0;
   router::Outcomes For(const std::string& router) const;
 };
 
@@ -56,11 +62,13 @@ struct ModelEval {
   router::Costs costs;
   std::vector<engine::WireTensor> wire;
   SplitResults validation, test;
+  SplitResults train;  // with EvalOptions::train_split: the training split less the held-out one
   TransportTotals transport;  // both splits
   data::Dataset test_set;     // for latency measurements
 };
 
-// Runs the model's edge and cloud partitions on every validation and test sample.
+// Runs the model's edge and cloud partitions on every validation and test sample (and training
+// sample, with EvalOptions::train_split).
 Result<ModelEval> EvaluateModel(const std::string& path, const EvalOptions& options);
 
 // The validation split a model was trained without: the recipe in its metadata names the seed and

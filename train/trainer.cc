@@ -260,20 +260,34 @@ void TrainRouter(Trained& t, const TrainOptions& o, int round) {
   // gives; the recipe's label is for the router that ships, trained last.
   const RouterData d =
       MakeRouterData(t, t.splits.train, round == rs.rounds ? rs.label : std::string("proxy"));
-  t.nets.router->Standardize(d.features);
-  torch::optim::Adam opt(t.nets.router->parameters(), torch::optim::AdamOptions(1e-3));
-  t.nets.router->train();
-  const int64_t n = d.label.size(0);
+  FitRouter(t.nets.router, d.features, d.label, rs, t.recipe.batch, t.recipe.seed + 17 + round,
+            [&](int epoch, double loss) {
+              Log(o, fmt::format("round {} router epoch {}/{}  loss {:.4f}  edge wrong, cloud "
+                                 "right {:.2f}%  edge right, cloud wrong {:.2f}%",
+                                 round, epoch + 1, rs.router_epochs, loss, 100 * d.gains,
+                                 100 * d.losses));
+            });
+}
+
+}  // namespace
+
+void FitRouter(Router& router, const torch::Tensor& features, const torch::Tensor& labels,
+               const RouterSpec& rs, int batch, uint64_t seed,
+               const std::function<void(int epoch, double loss)>& epoch_done) {
+  router->Standardize(features);
+  torch::optim::Adam opt(router->parameters(), torch::optim::AdamOptions(1e-3));
+  router->train();
+  const int64_t n = labels.size(0);
   for (int epoch = 0; epoch < rs.router_epochs; ++epoch) {
-    const std::vector<int64_t> order = EpochOrder(n, t.recipe.seed + 17 + round, epoch);
+    const std::vector<int64_t> order = EpochOrder(n, seed, epoch);
     double total = 0;
     int batches = 0;
-    for (int64_t b = 0; b < n; b += t.recipe.batch) {
-      const int64_t e = std::min(n, b + t.recipe.batch);
-      const torch::Tensor logit = t.nets.router.ptr()->forward(Rows(d.features, order, b, e));
-      const torch::Tensor label = Rows(d.label, order, b, e);
+    for (int64_t b = 0; b < n; b += batch) {
+      const int64_t e = std::min(n, b + batch);
+      const torch::Tensor logit = router.ptr()->forward(Rows(features, order, b, e));
+      const torch::Tensor label = Rows(labels, order, b, e);
       const torch::Tensor r = torch::sigmoid(logit);
-      // The proxy label, and the share kept at the edge held near the target coverage.
+      // The label, and the share kept at the edge held near the target coverage.
       const torch::Tensor loss =
           torch::binary_cross_entropy_with_logits(logit, label) +
           rs.coverage_weight * torch::pow((1 - r).mean() - rs.target_coverage, 2);
@@ -283,15 +297,10 @@ void TrainRouter(Trained& t, const TrainOptions& o, int round) {
       total += loss.item<double>();
       ++batches;
     }
-    Log(o, fmt::format("round {} router epoch {}/{}  loss {:.4f}  edge wrong, cloud right {:.2f}%"
-                       "  edge right, cloud wrong {:.2f}%",
-                       round, epoch + 1, rs.router_epochs, total / std::max(1, batches),
-                       100 * d.gains, 100 * d.losses));
+    if (epoch_done) epoch_done(epoch, total / std::max(1, batches));
   }
-  t.nets.router->eval();
+  router->eval();
 }
-
-}  // namespace
 
 std::vector<torch::nn::Module*> Nets::All() const {
   std::vector<torch::nn::Module*> all;

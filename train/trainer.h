@@ -56,6 +56,14 @@ Result<Trained> Train(const Recipe& recipe, const TrainOptions& options);
 // router's input features) for images [N, C, H, W], keyed by output name.
 std::map<std::string, torch::Tensor> NamedOutputs(const Trained& t, const torch::Tensor& images);
 
+// Trains `router` from its input features [N, F] to its targets [N] (RouterTarget) as the
+// trainer's router rounds do: standardized inputs, Adam at 1e-3, `rs.router_epochs` epochs of
+// batches of `batch` in an order drawn from `seed`, binary cross-entropy plus the coverage
+// penalty; calls `epoch_done` with each epoch's mean loss. Leaves the router in eval mode.
+void FitRouter(Router& router, const torch::Tensor& features, const torch::Tensor& labels,
+               const RouterSpec& rs, int batch, uint64_t seed,
+               const std::function<void(int epoch, double loss)>& epoch_done = {});
+
 // Accuracy of each named classifier output over `samples`.
 std::map<std::string, double> Accuracies(const Trained& t, const Samples& samples);
 

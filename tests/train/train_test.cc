@@ -1,14 +1,18 @@
 // The trainer on the real Fashion-MNIST: recipes are checked, a few steps on a subset lower the
 // loss for both shapes, the written model computes what the trainer computes (on the engine's ref
-// and native backends), and a resumed run continues exactly where the checkpoint left it.
+// and native backends), a resumed run continues exactly where the checkpoint left it, and a
+// shape-B model's router refits on held-out samples leaving the rest of the file as it was.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
 #include "engine/executor.h"
 #include "graph/model_file.h"
+#include "tools/evaluation.h"
+#include "tools/refit_router.h"
 #include "tools/train_check.h"
 #include "train/export.h"
 #include "train/net.h"
@@ -231,6 +235,80 @@ TEST(Train, ResumingContinuesExactlyWhereTheCheckpointLeft) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.message().find("cannot resume"), std::string::npos) << bad.message();
   std::filesystem::remove(ckpt);
+}
+
+TEST(Train, RefittingTheRouterReplacesOnlyTheRoutersWeights) {
+  const Recipe recipe = Parse(kShapeB);
+  auto trained = Train(recipe, Quick());
+  ASSERT_TRUE(trained.ok()) << trained.message();
+  auto graph = ExportGraph(*trained);
+  ASSERT_TRUE(graph.ok()) << graph.message();
+  const std::string path = TempPath("tiny_b.hybrid"), refit = TempPath("tiny_b_refit.hybrid");
+  ASSERT_TRUE(graph::WriteModelFile(*graph, path).ok());
+
+  tools::RefitOptions o;
+  o.model = path;
+  o.out = refit;
+  o.epochs = 2;
+  o.threads = 1;
+  auto report = tools::RefitRouter(o);
+  ASSERT_TRUE(report.ok()) << report.message();
+  EXPECT_EQ(report->samples, 500);  // the recipe's held-out validation split
+  EXPECT_LE(report->max_score_error, 1e-4);
+  EXPECT_GT(report->gains, 0.0);
+
+  auto before = graph::LoadModelFile(path);
+  auto after = graph::LoadModelFile(refit);
+  ASSERT_TRUE(before.ok() && after.ok());
+  ASSERT_EQ(before->tensors.size(), after->tensors.size());
+  int changed = 0;
+  for (size_t i = 0; i < before->tensors.size(); ++i) {
+    const graph::Tensor& a = before->tensors[i];
+    const graph::Tensor& b = after->tensors[i];
+    ASSERT_EQ(a.name, b.name);
+    ASSERT_EQ(a.shape, b.shape);
+    ASSERT_EQ(a.bytes, b.bytes);
+    if (!a.is_constant()) continue;
+    const bool same = std::memcmp(a.data, b.data, a.bytes) == 0;
+    if (a.name.rfind("router.", 0) == 0) {
+      changed += !same;
+    } else {
+      EXPECT_TRUE(same) << a.name << " changed";
+    }
+  }
+  EXPECT_EQ(changed, 4);  // router.fc0.w, .b, router.fc1.w, .b
+  EXPECT_NE(after->metadata.at("router.fit").find("500 validation samples"), std::string::npos);
+
+  // The engine runs both files alike but for the learned router's scores.
+  tools::EvalOptions eo;
+  eo.threads = 1;
+  eo.limit = 200;
+  auto eval_before = tools::EvaluateModel(path, eo);
+  auto eval_after = tools::EvaluateModel(refit, eo);
+  ASSERT_TRUE(eval_before.ok() && eval_after.ok());
+  EXPECT_EQ(eval_before->test.scores.at("entropy"), eval_after->test.scores.at("entropy"));
+  EXPECT_EQ(eval_before->test.cloud_right, eval_after->test.cloud_right);
+  EXPECT_NE(eval_before->test.scores.at("learned"), eval_after->test.scores.at("learned"));
+
+  // A model without a learned router, and unknown choices, are errors that say so.
+  Recipe a = Parse(kShapeA);
+  auto trained_a = Train(a, Quick());
+  ASSERT_TRUE(trained_a.ok()) << trained_a.message();
+  auto graph_a = ExportGraph(*trained_a);
+  ASSERT_TRUE(graph_a.ok());
+  const std::string path_a = TempPath("tiny_a.hybrid");
+  ASSERT_TRUE(graph::WriteModelFile(*graph_a, path_a).ok());
+  o.model = path_a;
+  auto no_router = tools::RefitRouter(o);
+  ASSERT_FALSE(no_router.ok());
+  EXPECT_NE(no_router.message().find("no learned router"), std::string::npos)
+      << no_router.message();
+  o.model = path;
+  o.data = "everything";
+  auto bad = tools::RefitRouter(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("unknown router data"), std::string::npos) << bad.message();
+  for (const std::string& p : {path, refit, path_a}) std::filesystem::remove(p);
 }
 
 }  // namespace
