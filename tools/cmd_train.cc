@@ -99,14 +99,19 @@ void AddTrainCommand(CLI::App* cmd, int& exit_code) {
                   "With --refit-router: the router's label, proxy or gain (default: the recipe's)")
       ->check(CLI::IsMember({"proxy", "gain"}))
       ->needs(refit);
-  CLI::Option* out = cmd->add_option("--out", a->out,
-                                     "Model file to write (default: NAME.hybrid from the recipe)");
+  CLI::Option* out = cmd->add_option(
+      "--out", a->out,
+      "Model file to write (default: NAME.hybrid from the recipe; required with --refit-router)");
   cmd->add_option("--epochs", a->epochs,
                   "Epochs, instead of the recipe's (with --refit-router: router epochs)")
       ->check(CLI::Range(0, 1000));
-  cmd->add_option("--resume", a->resume, "Continue from this checkpoint")->check(CLI::ExistingFile);
-  CLI::Option* checkpoint = cmd->add_option(
-      "--checkpoint", a->checkpoint, "Write a checkpoint here after every epoch and router round");
+  cmd->add_option("--resume", a->resume, "Continue from this checkpoint")
+      ->check(CLI::ExistingFile)
+      ->excludes(refit);
+  CLI::Option* checkpoint =
+      cmd->add_option("--checkpoint", a->checkpoint,
+                      "Write a checkpoint here after every epoch and router round")
+          ->excludes(refit);
   cmd->add_option("--threads", a->threads, "Threads (default: every core)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--stop-after", a->stop_after,
@@ -115,10 +120,12 @@ void AddTrainCommand(CLI::App* cmd, int& exit_code) {
       ->check(CLI::NonNegativeNumber)
       ->needs(checkpoint);
   cmd->add_option("--limit", a->limit, "Train on this many samples only (a quick run)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::NonNegativeNumber)
+      ->excludes(refit);
   cmd->add_option("--check-samples", a->check_samples,
                   "Validation images on which the written model is checked")
-      ->check(CLI::Range(0, 5000));
+      ->check(CLI::Range(0, 5000))
+      ->excludes(refit);
   cmd->callback([a, recipe, refit, out, &exit_code] {
     if (recipe->count() == 0 && refit->count() == 0) {
       throw CLI::RequiredError("a recipe or --refit-router MODEL");

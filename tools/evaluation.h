@@ -63,7 +63,7 @@ struct ModelEval {
   std::vector<engine::WireTensor> wire;
   SplitResults validation, test;
   SplitResults train;  // with EvalOptions::train_split: the training split less the held-out one
-  TransportTotals transport;  // both splits
+  TransportTotals transport;  // every split run
   data::Dataset test_set;     // for latency measurements
 };
 

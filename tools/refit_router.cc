@@ -89,6 +89,7 @@ Result<RefitReport> RefitRouter(const RefitOptions& o) {
   }
 
   EvalOptions eo;
+  eo.data_dir = recipe.data_dir;
   eo.threads = o.threads;
   eo.router_features = true;
   eo.train_split = o.data != "validation";

@@ -129,6 +129,12 @@ if [ -x "$(dirname "$hybrid")/hybrid-train" ]; then
 EOF
   expect_ok "test accuracy" "$hybrid" train "$tmp/tiny.json" --limit 256 --threads 1 --out "$tmp/tiny.hybrid"
   expect_ok "exit0" "$hybrid" run "$tmp/tiny.hybrid" --all --limit 100
+  # Refitting a router: its arguments, and a model that has none.
+  expect_error "a recipe or --refit-router MODEL is required" "$hybrid" train
+  expect_error "--out (with --refit-router) is required" "$hybrid" train --refit-router "$tmp/tiny.hybrid"
+  expect_error "excludes" "$hybrid" train "$tmp/tiny.json" --refit-router "$tmp/tiny.hybrid" --out "$tmp/x.hybrid"
+  expect_error "no learned router" "$hybrid" train --refit-router "$tmp/tiny.hybrid" --out "$tmp/x.hybrid"
+  if [ -e "$tmp/x.hybrid" ]; then fail "a failed refit wrote its output"; else pass; fi
 fi
 
 echo "$passed passed, $failed failed"
