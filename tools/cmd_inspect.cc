@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -66,12 +67,22 @@ int Inspect(const std::string& path, const std::string& json_path) {
                              g->tensors[o.tensor].name,
                              graph::ShapeToString(g->tensors[o.tensor].shape));
   }
-  std::cout << fmt::format("\n{:<24} {:<15} {:<9} {:<16} {:<20} {:>10} {:>10}\n", "node", "op",
-                           "partition", "output", "precision", "MACs", "params");
+  // The recipe is a whole file: --json carries it.
+  for (const auto& [key, value] : g->metadata) {
+    if (key == "recipe") {
+      std::cout << fmt::format("metadata   recipe ({} bytes; --json shows it)\n", value.size());
+    } else {
+      std::cout << fmt::format("metadata   {} = {}\n", key, value);
+    }
+  }
+  size_t width = 24;  // the node column fits the longest name
+  for (const graph::Node& n : g->nodes) width = std::max(width, n.name.size());
+  std::cout << fmt::format("\n{:<{}} {:<15} {:<9} {:<16} {:<20} {:>10} {:>10}\n", "node", width,
+                           "op", "partition", "output", "precision", "MACs", "params");
   for (size_t i = 0; i < g->nodes.size(); ++i) {
     const graph::Node& n = g->nodes[i];
     const graph::NodeCost& c = cost->nodes[i];
-    std::cout << fmt::format("{:<24} {:<15} {:<9} {:<16} {:<20} {:>10} {:>10}\n", n.name,
+    std::cout << fmt::format("{:<{}} {:<15} {:<9} {:<16} {:<20} {:>10} {:>10}\n", n.name, width,
                              graph::ToString(n.op), graph::ToString(n.partition),
                              graph::ShapeToString(g->tensors[n.outputs[0]].shape), Precisions(n),
                              c.macs ? Human(c.macs) : "", c.params ? Human(c.params) : "");

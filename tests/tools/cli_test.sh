@@ -46,6 +46,7 @@ expect_error "" "$hybrid"
 expect_error "" "$hybrid" frobnicate
 
 expect_ok "binary" "$hybrid" inspect "$model"
+expect_ok "metadata   recipe (69 bytes; --json shows it)" "$hybrid" inspect "$model"
 expect_ok "edge -> cloud" "$hybrid" inspect "$model" --json "$tmp/inspect.json"
 expect_ok '"boundary_bytes"' cat "$tmp/inspect.json"
 expect_ok "label" "$hybrid" run "$model" --dataset fashion-mnist --index 0
