@@ -100,9 +100,10 @@ Status RunSplit(const ModelEval& m, const data::Dataset& ds, const std::vector<i
           const int64_t pc = pooled.size() / batch;
           p = std::span<const float>(pooled.data + i * pc, static_cast<size_t>(pc));
         }
-        out->scores["learned"].push_back(learned->Score(row, p));
+        // The features the score is computed from, kept when asked for.
+        const std::vector<float> f = router::RouterFeatures(row, p);
+        out->scores["learned"].push_back(learned->Score(f));
         if (o.router_features) {
-          const std::vector<float> f = router::RouterFeatures(row, p);
           out->router_feature_count = static_cast<int>(f.size());
           out->router_features.insert(out->router_features.end(), f.begin(), f.end());
         }

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <span>
-#include <thread>
 #include <vector>
 
 #include "graph/builder.h"
@@ -108,9 +107,7 @@ Result<RefitReport> RefitRouter(const RefitOptions& o) {
   const auto n = static_cast<int64_t>(d.edge_right.size());
   if (n == 0 || d.feature_count == 0) return Error("{}: no samples to fit the router on", o.model);
 
-  torch::set_num_threads(o.threads > 0
-                             ? o.threads
-                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  train::UseThreads(o.threads);
   torch::manual_seed(recipe.seed);
   const torch::Tensor features =
       torch::from_blob(d.features.data(), {n, d.feature_count}, torch::kFloat32).clone();

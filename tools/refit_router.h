@@ -31,8 +31,8 @@ struct RefitReport {
 
 // Fits a new router for the model at `o.model` with its recipe's router spec and writes the model
 // with it to `o.out` once the file's router scores as the trained one does; the partitions and
-// everything else in the file are kept. An error if the
-// model has no learned router or carries no recipe, or if the recipe's router is not the file's.
+// everything else in the file are kept. An error if the model has no learned router or carries
+// no recipe, or if the recipe's router is not the file's.
 Result<RefitReport> RefitRouter(const RefitOptions& o);
 
 }  // namespace hybrid::tools

@@ -271,6 +271,13 @@ void TrainRouter(Trained& t, const TrainOptions& o, int round) {
 
 }  // namespace
 
+int UseThreads(int threads) {
+  const int n =
+      threads > 0 ? threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+  return n;
+}
+
 void FitRouter(Router& router, const torch::Tensor& features, const torch::Tensor& labels,
                const RouterSpec& rs, int batch, uint64_t seed,
                const std::function<void(int epoch, double loss)>& epoch_done) {
@@ -381,10 +388,7 @@ std::map<std::string, double> Accuracies(const Trained& t, const Samples& s) {
 namespace {
 
 Result<Trained> TrainUnchecked(const Recipe& recipe, const TrainOptions& o) {
-  const int threads = o.threads > 0
-                          ? o.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  torch::set_num_threads(threads);
+  const int threads = UseThreads(o.threads);
   torch::manual_seed(recipe.seed);
   Trained t;
   t.recipe = recipe;

@@ -56,6 +56,9 @@ Result<Trained> Train(const Recipe& recipe, const TrainOptions& options);
 // router's input features) for images [N, C, H, W], keyed by output name.
 std::map<std::string, torch::Tensor> NamedOutputs(const Trained& t, const torch::Tensor& images);
 
+// Sets libtorch's thread count to `threads`, or one per core for 0; returns the count set.
+int UseThreads(int threads);
+
 // Trains `router` from its input features [N, F] to its targets [N] (RouterTarget) as the
 // trainer's router rounds do: standardized inputs, Adam at 1e-3, `rs.router_epochs` epochs of
 // batches of `batch` in an order drawn from `seed`, binary cross-entropy plus the coverage
