@@ -14,6 +14,7 @@
 
 #include "kernels/binary.h"
 #include "kernels/int8.h"
+#include "kernels/interior.h"
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/binary.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -330,13 +331,7 @@ void BitConv2d(const Conv2dParams& params, const uint64_t* in, const uint64_t* p
   const int64_t image_words = static_cast<int64_t>(p.in_h) * p.in_w * p.groups * plane_words;
   const bool zero_padding = kPlanes == 1 && p.pad_value == 0.f;
   const int64_t pixel_step = static_cast<int64_t>(p.stride_w) * p.groups * plane_words;
-  // Output columns [ox_lo, ox_hi) and rows whose every tap lies inside the input.
-  const int span_w = (p.kernel_w - 1) * p.dilation_w;
-  const int span_h = (p.kernel_h - 1) * p.dilation_h;
-  const int ox_lo = (p.pad_left + p.stride_w - 1) / p.stride_w;
-  const int ox_hi = p.in_w - 1 + p.pad_left - span_w < 0
-                        ? 0
-                        : (p.in_w - 1 + p.pad_left - span_w) / p.stride_w + 1;
+  const InteriorTiles interior_tiles(p);
   const int64_t out_pixel_bytes = OutputPixelBytes(o, p.out_c);
   auto* const out_base = static_cast<unsigned char*>(o.data);
   const bool bits_out = o.kind == OutputKind::kBits;
@@ -382,10 +377,8 @@ void BitConv2d(const Conv2dParams& params, const uint64_t* in, const uint64_t* p
       for (int64_t px = px_begin; px < px_end;) {
         const int64_t left = px_end - px;
         const int mr = left >= kTilePixels ? kTilePixels : left >= kHalfTile ? kHalfTile : 1;
-        const int iy0 = oy * p.stride_h - p.pad_top;
-        // Interior tiles read every tap inside one row of one image: one pointer per tap.
-        const bool interior = ox + mr <= p.out_w && iy0 >= 0 && iy0 + span_h < p.in_h &&
-                              ox >= ox_lo && ox + mr <= ox_hi;
+        // Interior tiles read every tap inside one image at one pointer per tap.
+        const bool interior = interior_tiles.Interior(oy, ox, mr);
         const int64_t* offs[kTilePixels];
         bool padded[kTilePixels] = {};
         bool any_padded = false;

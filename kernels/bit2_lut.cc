@@ -18,6 +18,7 @@
 
 #include "kernels/binary.h"
 #include "kernels/bit2_lut.h"
+#include "kernels/interior.h"
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/bit2_lut.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -315,12 +316,7 @@ void Bit2LutConv2dImpl(const Conv2dParams& params, const uint16_t* in, const uin
   const int64_t pixel_codes = static_cast<int64_t>(p.groups) * triples;
   const int64_t image_codes = static_cast<int64_t>(p.in_h) * p.in_w * pixel_codes;
   const int64_t pixel_step = p.stride_w * pixel_codes;
-  const int span_w = (p.kernel_w - 1) * p.dilation_w;
-  const int span_h = (p.kernel_h - 1) * p.dilation_h;
-  const int ox_lo = (p.pad_left + p.stride_w - 1) / p.stride_w;
-  const int ox_hi = p.in_w - 1 + p.pad_left - span_w < 0
-                        ? 0
-                        : (p.in_w - 1 + p.pad_left - span_w) / p.stride_w + 1;
+  const InteriorTiles interior_tiles(p);
   const int64_t out_pixel_bytes = OutputPixelBytes(o, p.out_c);
   auto* const out_base = static_cast<unsigned char*>(o.data);
   const hn::CappedTag<int32_t, kOutputBlock> di;
@@ -363,9 +359,7 @@ void Bit2LutConv2dImpl(const Conv2dParams& params, const uint16_t* in, const uin
       int ox = static_cast<int>(px_begin % p.out_w);
       for (int64_t px = px_begin; px < px_end;) {
         const int mr = NextTilePixels(px_end - px, max_mr);
-        const int iy0 = oy * p.stride_h - p.pad_top;
-        const bool interior = ox + mr <= p.out_w && iy0 >= 0 && iy0 + span_h < p.in_h &&
-                              ox >= ox_lo && ox + mr <= ox_hi;
+        const bool interior = interior_tiles.Interior(oy, ox, mr);
         unsigned char* px_out[kSinglePixels];
         {
           int64_t mb = b;

@@ -18,7 +18,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/int8.h"
-
+#include "kernels/interior.h"
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/int8.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -809,12 +809,7 @@ void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad
   const int64_t pixel_bytes = static_cast<int64_t>(p.groups) * stored;
   const int64_t image_bytes = static_cast<int64_t>(p.in_h) * p.in_w * pixel_bytes;
   const int64_t pixel_step = p.stride_w * pixel_bytes;
-  const int span_w = (p.kernel_w - 1) * p.dilation_w;
-  const int span_h = (p.kernel_h - 1) * p.dilation_h;
-  const int ox_lo = (p.pad_left + p.stride_w - 1) / p.stride_w;
-  const int ox_hi = p.in_w - 1 + p.pad_left - span_w < 0
-                        ? 0
-                        : (p.in_w - 1 + p.pad_left - span_w) / p.stride_w + 1;
+  const InteriorTiles interior_tiles(p);
   const int64_t out_pixel_bytes = OutputPixelBytes(o, p.out_c);
   auto* const out_base = static_cast<unsigned char*>(o.data);
   const uint8_t* src_taps[kTilePixels * kMaxInt8Taps];
@@ -840,9 +835,7 @@ void IntConv2d(const Conv2dParams& params, const uint8_t* in, const uint8_t* pad
       for (int64_t px = px_begin; px < px_end;) {
         const int64_t left = px_end - px;
         const int mr = NextTilePixels(left);
-        const int iy0 = oy * p.stride_h - p.pad_top;
-        const bool interior = ox + mr <= p.out_w && iy0 >= 0 && iy0 + span_h < p.in_h &&
-                              ox >= ox_lo && ox + mr <= ox_hi;
+        const bool interior = interior_tiles.Interior(oy, ox, mr);
         unsigned char* px_out[kTilePixels];
         {
           int64_t mb = b;
