@@ -150,6 +150,21 @@ struct Strided {
 // The 32-bit sums of MR pixels and NB blocks of 64 channels, less zero[nb][j], into
 // sums[m * NB * 64 + nb * 64 + j]: the weights of block nb at w + nb * block_bytes.
 #if HWY_TARGET == HWY_AVX3_DL
+// Adds the byte sums x to the 16-bit sums: the byte pairs as words to lo, the high bytes to hi.
+// A function, not a lambda: a lambda that captured x made GCC store every byte sum back to memory
+// after every lookup of the 8 x 1 tile (perf: 3x3_c64 ran at 0.6x of the 4 x 2 tile's rate).
+template <int MR, int NB>
+HWY_INLINE void Widen(const __m512i (&x)[MR][NB], int16_t (&lo)[MR][NB][32],
+                      int16_t (&hi)[MR][NB][32]) {
+  for (int m = 0; m < MR; ++m) {
+    for (int nb = 0; nb < NB; ++nb) {
+      _mm512_store_si512(lo[m][nb], _mm512_add_epi16(_mm512_load_si512(lo[m][nb]), x[m][nb]));
+      _mm512_store_si512(hi[m][nb], _mm512_add_epi16(_mm512_load_si512(hi[m][nb]),
+                                                     _mm512_srli_epi16(x[m][nb], 8)));
+    }
+  }
+}
+
 template <int MR, int NB, class Src>
 HWY_INLINE void LutTile(const Src& src, int taps, int triples, const uint8_t* w,
                         int64_t block_bytes, const int32_t* const* zero, int32_t* sums) {
@@ -170,17 +185,6 @@ HWY_INLINE void LutTile(const Src& src, int taps, int triples, const uint8_t* w,
   alignas(64) int16_t lo[MR][NB][32] = {}, hi[MR][NB][32] = {};
   int run = 0, widenings = 0;
   int32_t pending = 0;  // lookups in lo and hi, for the bias
-  auto widen = [&] {
-    for (int m = 0; m < MR; ++m) {
-      for (int nb = 0; nb < NB; ++nb) {
-        _mm512_store_si512(lo[m][nb], _mm512_add_epi16(_mm512_load_si512(lo[m][nb]), x[m][nb]));
-        _mm512_store_si512(hi[m][nb], _mm512_add_epi16(_mm512_load_si512(hi[m][nb]),
-                                                       _mm512_srli_epi16(x[m][nb], 8)));
-      }
-    }
-    pending += run;
-    run = 0;
-  };
   auto spill = [&] {
     const __m512i order0 = _mm512_load_si512(kSumOrder[0].data());
     const __m512i order1 = _mm512_load_si512(kSumOrder[1].data());
@@ -217,6 +221,27 @@ HWY_INLINE void LutTile(const Src& src, int taps, int triples, const uint8_t* w,
       // A stretch of lookups with nothing else live but the byte sums.
       const int end = i + std::min(triples - i, kLutRun - run);
       run += end - i;
+      // Four codes of a pixel in one load: the scalar loads of codes, one per table row, were
+      // as many as the vector loads, and loads are what the loop waits on.
+      for (; i + 4 <= end; i += 4) {
+        __m512i wv[4][NB];
+        for (int k = 0; k < 4; ++k) {
+          for (int nb = 0; nb < NB; ++nb) {
+            wv[k][nb] = _mm512_loadu_si512(wt + (i + k) * kBit2LutOcBlock + nb * block_bytes);
+          }
+        }
+        for (int m = 0; m < MR; ++m) {
+          uint64_t codes4;
+          std::memcpy(&codes4, c[m] + i, sizeof(codes4));
+          for (int k = 0; k < 4; ++k) {
+            const __m512i row =
+                _mm512_load_si512(table + static_cast<uint16_t>(codes4 >> (16 * k)));
+            for (int nb = 0; nb < NB; ++nb) {
+              x[m][nb] = _mm512_add_epi8(x[m][nb], _mm512_permutexvar_epi8(wv[k][nb], row));
+            }
+          }
+        }
+      }
       for (; i < end; ++i) {
         __m512i wv[NB];
         for (int nb = 0; nb < NB; ++nb) {
@@ -230,7 +255,9 @@ HWY_INLINE void LutTile(const Src& src, int taps, int triples, const uint8_t* w,
         }
       }
       if (run == kLutRun) {
-        widen();
+        Widen(x, lo, hi);
+        pending += run;
+        run = 0;
         for (int m = 0; m < MR; ++m) {
           for (int nb = 0; nb < NB; ++nb) x[m][nb] = _mm512_setzero_si512();
         }
@@ -238,7 +265,8 @@ HWY_INLINE void LutTile(const Src& src, int taps, int triples, const uint8_t* w,
       }
     }
   }
-  widen();
+  Widen(x, lo, hi);
+  pending += run;
   spill();
 }
 #endif
