@@ -7,10 +7,11 @@
 // does 64. The byte sums are widened every 14 lookups. AVX3_DL runs it with VPERMB; other
 // targets run the same layouts through portable code (correct, slow).
 //
-// Measured on this machine (bench/README.md): 1.12-1.32x oneDNN's int8 on 3x3 layers with 128
-// output channels or more (the bit-serial kernel: 0.95-1.08x), varying run to run, where a tile pairs two blocks and
-// one table row feeds two VPERMBs; slower than the bit-serial kernel on 64 output channels (a
-// table row loaded per VPERMB) and on 1x1 layers (short reductions). Bit2LutPreferred says which.
+// Measured on AMD EPYCs (bench/README.md): 1.12-1.32x oneDNN's int8 on Zen 4 and 1.21-1.34x on
+// Zen 5 on 3x3 layers with 128 output channels or more (the bit-serial kernel: 0.95-1.08x), where
+// a tile pairs two blocks and one table row feeds two VPERMBs; slower than the bit-serial kernel
+// on 64 output channels (a table row loaded per VPERMB) and no faster on 1x1 layers (short
+// reductions). Bit2LutPreferred says which.
 #pragma once
 
 #include <array>
