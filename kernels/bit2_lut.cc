@@ -458,8 +458,7 @@ HWY_EXPORT(Bit2LutTargetImpl);
 HWY_EXPORT(Bit2LutCodesImpl);
 
 bool Bit2LutPreferred(const Conv2dParams& p) {
-  return HWY_DYNAMIC_DISPATCH(Bit2LutTargetImpl)() && p.kernel_h * p.kernel_w > 1 &&
-         p.out_c / p.groups >= 2 * kBit2LutOcBlock;
+  return HWY_DYNAMIC_DISPATCH(Bit2LutTargetImpl)() && p.out_c / p.groups >= 2 * kBit2LutOcBlock;
 }
 HWY_EXPORT(Bit2LutConv2dImpl);
 

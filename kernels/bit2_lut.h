@@ -7,11 +7,11 @@
 // does 64. The byte sums are widened every 14 lookups. AVX3_DL runs it with VPERMB; other
 // targets run the same layouts through portable code (correct, slow).
 //
-// Measured on AMD EPYCs (bench/README.md): 1.12-1.32x oneDNN's int8 on Zen 4 and 1.21-1.34x on
+// Measured on AMD EPYCs (bench/README.md): 1.12-1.32x oneDNN's int8 on Zen 4 and 1.32-1.45x on
 // Zen 5 on 3x3 layers with 128 output channels or more (the bit-serial kernel: 0.95-1.08x), where
-// a tile pairs two blocks and one table row feeds two VPERMBs; slower than the bit-serial kernel
-// on 64 output channels (a table row loaded per VPERMB) and no faster on 1x1 layers (short
-// reductions). Bit2LutPreferred says which.
+// a tile pairs two blocks and one table row feeds two VPERMBs; on Zen 5 0.89x on a 1x1 layer
+// (bit-serial 0.75x) and even with bit-serial on 64 output channels (a table row loaded per
+// VPERMB). Bit2LutPreferred says which.
 #pragma once
 
 #include <array>
@@ -35,8 +35,8 @@ inline constexpr int kBit2LutOcBlock = 64;
 extern const std::array<uint8_t, 64 * 64> kBit2LutTable;  // 64-byte aligned
 
 // True when the dispatched target runs a layer of shape `p` faster through Bit2LutConv2d than
-// through Bit2Conv2d: it has VPERMB (AVX3_DL), the layer has more than one tap and every group at
-// least two blocks of output channels.
+// through Bit2Conv2d: it has VPERMB (AVX3_DL) and every group at least two blocks of output
+// channels.
 bool Bit2LutPreferred(const Conv2dParams& p);
 
 // Codes of `pixels` pixels of 2-bit planes (QuantizeBitplanes2's layout, binary.h): per pixel and
