@@ -261,6 +261,15 @@ void BM_Bit2(benchmark::State& state, const Shape& s, bool lookup) {
   o.transform.mul = mul.data();
   o.quant = q;
   o.data = out.data();
+  // As the native backend writes 2-bit planes: through thresholds on the sums (|w| <= 1, and
+  // activations less their zero point within 3).
+  std::vector<int32_t> plane_threshold(4 * static_cast<size_t>(p.out_c));
+  if (!kernels::Planes2Thresholds(o.transform, q, p.out_c, 3 * taps * p.in_c,
+                                  plane_threshold.data())) {
+    std::fprintf(stderr, "kernel_bench: no 2-bit output thresholds for this transform\n");
+    std::exit(1);
+  }
+  o.threshold = plane_threshold.data();
   engine::ThreadPool pool(g_threads);
   std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
   if (lookup) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,9 +49,11 @@ struct LayerIo {
 };
 
 // Where a layer writes: floats through its transform (with the nodes fused after it), or the held
-// tensor its consumers read. Transform arrays go to `storage`.
+// tensor its consumers read; 2-bit planes through thresholds on the sums where
+// kernels::Planes2Thresholds gives them for sums up to `sum_bound` in magnitude. Transform arrays
+// and thresholds go to `storage`.
 kernels::ConvOutput OutputOf(const NodeContext& ctx, const LayerIo& io, int out_c, const float* mul,
-                             native::TransformStorage* storage) {
+                             int64_t sum_bound, native::TransformStorage* storage) {
   kernels::ConvOutput o;
   if (io.out != nullptr) {
     o.kind = io.out->kind;
@@ -63,7 +66,23 @@ kernels::ConvOutput OutputOf(const NodeContext& ctx, const LayerIo& io, int out_
   }
   o.transform = native::FusedTransform(*ctx.graph, ctx.fused, out_c, mul,
                                        ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, storage);
+  if (o.kind == kernels::OutputKind::kPlanes2) {
+    // Three compares per channel instead of the float transform and quantization: a quarter of
+    // the 2-bit lookup kernel's time on a 1x1 layer (bench/README.md).
+    storage->plane_threshold.assign(4 * static_cast<size_t>(out_c), 0);
+    const bool thresholds =
+        sum_bound < std::numeric_limits<int32_t>::max() &&
+        kernels::Planes2Thresholds(o.transform, o.quant, out_c, static_cast<int32_t>(sum_bound),
+                                   storage->plane_threshold.data());
+    o.threshold = thresholds ? storage->plane_threshold.data() : nullptr;
+  }
   return o;
+}
+
+// The largest magnitude of an integer layer's sums: per product, a stored activation less the
+// zero point (u8, so below 256) times a weight within s8.
+int64_t IntegerSumBound(const kernels::Conv2dParams& p) {
+  return static_cast<int64_t>(p.kernel_h) * p.kernel_w * (p.in_c / p.groups) * 255 * 128;
 }
 
 // A binary conv2d or dense layer (the latter as a 1x1 convolution of a 1x1 image). Its input is
@@ -108,7 +127,7 @@ class BinaryConvKernel : public Kernel {
     }
     k->scales_.resize(p.out_c);
     kernels::BinaryWeightScalesRef(p.out_c, per_channel, w, k->scales_.data());
-    k->out_ = OutputOf(ctx, io, p.out_c, k->scales_.data(), &k->storage_);
+    k->out_ = OutputOf(ctx, io, p.out_c, k->scales_.data(), per_channel, &k->storage_);
     k->in_ = ctx.inputs[0];
     return std::unique_ptr<Kernel>(std::move(k));
   }
@@ -223,7 +242,7 @@ class IntegerKernel : public Kernel {
     for (int32_t& z : k->zero_) z *= k->layer_.act.input_zero();
     k->offsets_.resize(static_cast<size_t>(p.out_h) * p.out_w * taps);
     kernels::Int8ConvIndirection(p, k->offsets_.data());
-    k->out_ = OutputOf(ctx, io, p.out_c, k->layer_.mul.data(), &k->storage_);
+    k->out_ = OutputOf(ctx, io, p.out_c, k->layer_.mul.data(), IntegerSumBound(p), &k->storage_);
     k->in_ = ctx.inputs[0];
     k->pool_ = ctx.pool;
     k->split_ = kernels::SplitInt8ConvRows(p, ctx.pool->threads());
@@ -315,7 +334,7 @@ class Bit2Kernel : public Kernel {
     kernels::Int8ConvWeightSums(p, k->layer_.weights.data(), k->zero_.data());
     const int u_zero = k->layer_.act.zero_point - k->layer_.act.qmin;
     for (int32_t& z : k->zero_) z *= u_zero;
-    k->out_ = OutputOf(ctx, io, p.out_c, k->layer_.mul.data(), &k->storage_);
+    k->out_ = OutputOf(ctx, io, p.out_c, k->layer_.mul.data(), IntegerSumBound(p), &k->storage_);
     k->in_ = ctx.inputs[0];
     k->pool_ = ctx.pool;
     return std::unique_ptr<Kernel>(std::move(k));

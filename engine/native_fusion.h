@@ -98,6 +98,7 @@ NativePlan PlanNativeFusion(const PlanScope& scope,
 // `fused` nodes ([batchnorm] [activation]): batchnorm parameters and prelu slopes go to `storage`.
 struct TransformStorage {
   std::vector<float> bn_mul, bn_add, slope;
+  std::vector<int32_t> plane_threshold;  // kernels::Planes2Thresholds, for 2-bit planes out
 };
 kernels::OutputTransform FusedTransform(const graph::Graph& g,
                                         const std::vector<const graph::Node*>& fused, int channels,

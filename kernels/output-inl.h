@@ -73,15 +73,33 @@ HWY_INLINE hn::Vec<hn::Rebind<float, DI>> TransformVec(DI di, hn::Vec<DI> d,
   return TransformLanes<decltype(df)>(df, o, j).Apply(di, d);
 }
 
-// Bits (d < threshold[j + lane]) of the lanes of `d`, lane i at bit i.
+// The lanes of a mask as bits, lane i at bit i.
 template <class DI>
-HWY_INLINE uint64_t ThresholdBits(DI di, hn::Vec<DI> d, const int32_t* threshold) {
+HWY_INLINE uint64_t LaneBits(DI di, hn::Mask<DI> mask) {
   uint8_t bytes[8] = {};
-  hn::StoreMaskBits(di, hn::Lt(d, hn::LoadU(di, threshold)), bytes);
+  hn::StoreMaskBits(di, mask, bytes);
   uint64_t bits = 0;
   std::memcpy(&bits, bytes, sizeof(bits));
   const size_t n = hn::Lanes(di);
   return n >= 64 ? bits : bits & ((uint64_t{1} << n) - 1);
+}
+
+// Bits (d < threshold[j + lane]) of the lanes of `d`, lane i at bit i.
+template <class DI>
+HWY_INLINE uint64_t ThresholdBits(DI di, hn::Vec<DI> d, const int32_t* threshold) {
+  return LaneBits(di, hn::Lt(d, hn::LoadU(di, threshold)));
+}
+
+// The counts v of Planes2Thresholds for the lanes of `d`, the block's channels from j on, whose
+// thresholds are t0, t1, t2: as t0 <= t1 <= t2, v's high bit is [d >= t1] and its low bit the
+// parity of the three. Added inverted (Highway has no integer >=: [d < t] instead) to the
+// planes' bits from bit j on; StoreThresholdPlanes inverts them back.
+template <class DI>
+HWY_INLINE void AddThresholdPlanes(DI di, hn::Vec<DI> d, hn::Vec<DI> t0, hn::Vec<DI> t1,
+                                   hn::Vec<DI> t2, int j, uint64_t* low, uint64_t* high) {
+  const uint64_t l1 = LaneBits(di, hn::Lt(d, t1));
+  *low |= (LaneBits(di, hn::Lt(d, t0)) ^ l1 ^ LaneBits(di, hn::Lt(d, t2))) << j;
+  *high |= l1 << j;
 }
 
 // ConvertTo for floats known to lie within int32's range: on x86 one truncating conversion,
@@ -145,6 +163,15 @@ HWY_INLINE hn::Vec<hn::Rebind<int32_t, DF>> QuantizeVec(DF df, hn::Vec<DF> y,
 HWY_INLINE void StoreBits16(uint64_t bits, unsigned char* dst) {
   const auto b16 = static_cast<uint16_t>(bits);  // little-endian: the word's bits in order
   std::memcpy(dst, &b16, sizeof(b16));
+}
+
+// Writes a block's two planes from AddThresholdPlanes' inverted bits: flipped channels store
+// 3 - v (both bits inverted once more), channels past `count` keep their bits clear.
+HWY_INLINE void StoreThresholdPlanes(uint64_t low, uint64_t high, uint64_t flip, int count,
+                                     unsigned char* dst) {
+  const uint64_t real = (uint64_t{1} << count) - 1;
+  StoreBits16((low ^ ~flip) & real, dst);
+  StoreBits16((high ^ ~flip) & real, dst + 8);
 }
 
 // The two bit planes of 2-bit outputs: u = stored - offset - qmin in [0, 3], as two bits.
@@ -220,6 +247,16 @@ HWY_INLINE void StoreBlock(DI di, const int32_t* dot, const BlockOutput& b, unsi
       break;
     }
     case OutputKind::kPlanes2: {
+      if (b.plane_threshold[0] != nullptr) {
+        uint64_t low = 0, high = 0;
+        for (int j = 0; j < kOutputBlock; j += n) {
+          AddThresholdPlanes(di, hn::Load(di, dot + j), hn::LoadU(di, b.plane_threshold[0] + j),
+                             hn::LoadU(di, b.plane_threshold[1] + j),
+                             hn::LoadU(di, b.plane_threshold[2] + j), j, &low, &high);
+        }
+        StoreThresholdPlanes(low, high, b.plane_flip, b.count, dst);
+        break;
+      }
       // u = stored - offset - qmin in [0, 3], as two bits. Written out, not through PlaneBits:
       // with PlaneBits here GCC made the bit-serial kernel on 1x1_c256_h14 0.8x as fast.
       const auto base = hn::Set(di, b.quant.offset + b.quant.qmin);
@@ -272,6 +309,25 @@ HWY_INLINE void StoreBlocks(DI di, const int32_t* sums, int64_t stride, int pixe
     // u8 blocks: per pixel through StoreBlock the transform took about an eighth of the lookup
     // kernel's time on 3x3_c128_h28 (perf), and more on 1x1 layers.
     constexpr int kChunk = 16;
+    if (b.plane_threshold[0] != nullptr) {
+      for (int m0 = 0; m0 < pixels; m0 += kChunk) {
+        const int count = std::min(kChunk, pixels - m0);
+        uint64_t low[kChunk] = {}, high[kChunk] = {};
+        for (int j = 0; j < kOutputBlock; j += n) {
+          const auto t0 = hn::LoadU(di, b.plane_threshold[0] + j);
+          const auto t1 = hn::LoadU(di, b.plane_threshold[1] + j);
+          const auto t2 = hn::LoadU(di, b.plane_threshold[2] + j);
+          for (int m = 0; m < count; ++m) {
+            const auto dot = hn::ShiftRightSame(hn::LoadU(di, sums + (m0 + m) * stride + j), shift);
+            AddThresholdPlanes(di, dot, t0, t1, t2, j, &low[m], &high[m]);
+          }
+        }
+        for (int m = 0; m < count; ++m) {
+          StoreThresholdPlanes(low[m], high[m], b.plane_flip, b.count, dst[m0 + m] + b.offset);
+        }
+      }
+      return;
+    }
     const PlaneBits<DI> planes(di, b.quant);
     for (int m0 = 0; m0 < pixels; m0 += kChunk) {
       const int count = std::min(kChunk, pixels - m0);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/binary.h"
@@ -55,6 +56,68 @@ bool OutputLayoutSupported(const ConvOutput& o, int out_c, int groups) {
   }
   // Blocks of bits are written as 16-bit halves of 64-bit words.
   return !bit_layout || std::endian::native == std::endian::little;
+}
+
+namespace {
+
+// True when every step of TransformOne for channel c is a monotone function of finite floats on
+// sums within [-bound, bound]: IEEE roundings are monotone, so then is the whole, and no step can
+// meet an infinity or make a NaN (the quantization's division may overflow to an infinity, which
+// it clamps).
+bool MonotoneFinite(const OutputTransform& t, int c, int32_t bound) {
+  constexpr double kLimit = 1e37;  // below FLT_MAX with room for one rounding
+  auto finite = [](const float* v, int i) { return v == nullptr || std::isfinite(v[i]); };
+  if (!finite(t.mul, c) || !finite(t.bias, c) || !finite(t.bn_mul, c) || !finite(t.bn_add, c)) {
+    return false;
+  }
+  double y = static_cast<double>(bound) * std::fabs(t.mul[c]);
+  if (t.bias != nullptr) y += std::fabs(t.bias[c]);
+  if (t.bn_mul != nullptr) y = y * std::fabs(t.bn_mul[c]) + std::fabs(t.bn_add[c]);
+  if (!(y < kLimit)) return false;
+  switch (t.act) {
+    case Activation::kNone:
+    case Activation::kRelu:
+      return true;
+    case Activation::kHardtanh:
+      return std::isfinite(t.act_min) && std::isfinite(t.act_max);
+    case Activation::kPrelu:
+      return finite(t.slope, c) && t.slope[c] >= 0.f && y * t.slope[c] < kLimit;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool Planes2Thresholds(const OutputTransform& t, const ActivationQuant& q, int out_c, int32_t bound,
+                       int32_t* threshold) {
+  if (q.qmax - q.qmin != 3 || !(q.scale > 0.f) || !std::isfinite(q.scale) || bound < 0 ||
+      bound == INT32_MAX) {
+    return false;
+  }
+  for (int c = 0; c < out_c; ++c) {
+    if (!MonotoneFinite(t, c, bound)) return false;
+  }
+  for (int c = 0; c < out_c; ++c) {
+    auto u = [&](int32_t d) { return QuantizeOneU8(q, TransformOne(t, c, d)) - q.offset - q.qmin; };
+    // Monotone: the ends say which way (a constant channel either way).
+    const bool flip = u(-bound) > u(bound);
+    auto v = [&](int32_t d) { return flip ? 3 - u(d) : u(d); };
+    for (int k = 0; k < 3; ++k) {
+      // The least d with v(d) > k, or bound + 1 where there is none.
+      int64_t lo = -static_cast<int64_t>(bound), hi = static_cast<int64_t>(bound) + 1;
+      while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (v(static_cast<int32_t>(mid)) > k) {
+          hi = mid;
+        } else {
+          lo = mid + 1;
+        }
+      }
+      threshold[k * out_c + c] = static_cast<int32_t>(lo);
+    }
+    threshold[3 * out_c + c] = flip ? 1 : 0;
+  }
+  return true;
 }
 
 void StoreOutputRef(const ConvOutput& o, int out_c, int c, int32_t d, unsigned char* pixel) {

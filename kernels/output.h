@@ -67,10 +67,12 @@ enum class OutputKind : uint8_t {
 struct ConvOutput {
   OutputKind kind = OutputKind::kFloat;
   void* data = nullptr;
-  OutputTransform transform;           // kFloat, kU8, kPlanes2
-  const int32_t* threshold = nullptr;  // kBits
-  ActivationQuant quant;               // kU8, kPlanes2: the consuming layer's quantization
-  int groups = 1;                      // kBits, kU8, kPlanes2: the consuming layer's groups
+  OutputTransform transform;  // kFloat, kU8, kPlanes2
+  // kBits: one per channel. kPlanes2: null (the float transform), or 4 * out_c values from
+  // Planes2Thresholds that give the same planes from the sums alone.
+  const int32_t* threshold = nullptr;
+  ActivationQuant quant;  // kU8, kPlanes2: the consuming layer's quantization
+  int groups = 1;         // kBits, kU8, kPlanes2: the consuming layer's groups
 };
 
 // Bytes of one output pixel of a layer with out_c channels.
@@ -81,8 +83,17 @@ int64_t OutputChannelOffset(const ConvOutput& o, int out_c, int c);
 // kOutputBlock channels) through `o`: every block must land in one consuming group, at a multiple
 // of 16 channels for the bit layouts.
 bool OutputLayoutSupported(const ConvOutput& o, int out_c, int groups);
+// Thresholds that give a kPlanes2 output of `t` and the consumer's quantization `q` straight from
+// sums d in [-bound, bound]: rows k = 0, 1, 2 of out_c thresholds, t_0 <= t_1 <= t_2, such that
+// v = [d >= t_0] + [d >= t_1] + [d >= t_2], and a row of flips: the stored u is v, or 3 - v where
+// the flip is 1; into threshold[0, 4 * out_c). False where no such thresholds are sure to exist:
+// a transform that need not be monotone in d (PReLU with a negative slope), parameters that are
+// not finite or whose products could overflow, a quantization other than four levels.
+bool Planes2Thresholds(const OutputTransform& t, const ActivationQuant& q, int out_c, int32_t bound,
+                       int32_t* threshold);
 // Writes channel c's result for sum d into `pixel` (the output pixel's first byte): the
-// definition the kernels' vector code follows.
+// definition the kernels' vector code follows (kPlanes2 through the float transform, whatever
+// the thresholds).
 void StoreOutputRef(const ConvOutput& o, int out_c, int c, int32_t d, unsigned char* pixel);
 
 // Output channels per block of the SIMD kernels: their vector code reads a block's parameters
@@ -94,6 +105,7 @@ struct BlockTail {
   float mul[kOutputBlock], bias[kOutputBlock], bn_mul[kOutputBlock], bn_add[kOutputBlock],
       slope[kOutputBlock];
   int32_t threshold[kOutputBlock], zero[kOutputBlock];
+  int32_t plane_threshold[3][kOutputBlock];
 };
 
 // The transform of channels [c0, c0 + count) seen as one block: pointers into o's arrays, or, when
@@ -133,6 +145,10 @@ struct BlockOutput {
   ActivationQuant quant;
   int count;       // channels of the block that exist
   int64_t offset;  // bytes from an output pixel's start to the block's first channel
+  // kPlanes2 through thresholds: rows 0-2 of Planes2Thresholds for the block's channels (null:
+  // the float transform) and its flips as bits.
+  const int32_t* plane_threshold[3] = {nullptr, nullptr, nullptr};
+  uint64_t plane_flip = 0;
 };
 
 // The block of channels [c0, c0 + count) of `o` for a layer of out_c channels.
@@ -142,6 +158,16 @@ inline BlockOutput BlockOf(const ConvOutput& o, int out_c, int c0, int count, Bl
     b.threshold = BlockOf(o.threshold, c0, count, INT32_MIN, tail->threshold);
   } else {
     b.transform = BlockOf(o.transform, c0, count, tail);
+  }
+  if (o.kind == OutputKind::kPlanes2 && o.threshold != nullptr) {
+    // The missing channels' bits are cleared when the block is stored: any fill does.
+    for (int k = 0; k < 3; ++k) {
+      b.plane_threshold[k] =
+          BlockOf(o.threshold + k * out_c, c0, count, 0, tail->plane_threshold[k]);
+    }
+    for (int j = 0; j < count; ++j) {
+      b.plane_flip |= static_cast<uint64_t>(o.threshold[3 * out_c + c0 + j] != 0) << j;
+    }
   }
   return b;
 }

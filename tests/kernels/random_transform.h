@@ -43,11 +43,13 @@ struct RandomTransform {
 
 // A random ConvOutput of `kind` for a layer of out_c channels in `groups` groups: the consumer's
 // groups among those whose layout the kernels support, a random consumer quantization, and
-// thresholds around the sums in [-k, k].
+// thresholds around the sums in [-k, k]; 2-bit planes through the float transform or, half the
+// time where Planes2Thresholds gives them, through its thresholds.
 struct RandomOutput {
   RandomTransform t;
   std::vector<int32_t> threshold;
   ConvOutput o;
+  bool plane_thresholds = false;
 
   RandomOutput(OutputKind kind, int out_c, int groups, int32_t k, std::mt19937& rng)
       : t(out_c, rng) {
@@ -73,6 +75,12 @@ struct RandomOutput {
       if (OutputLayoutSupported(o, out_c, groups)) layouts.push_back(g);
     }
     o.groups = layouts.empty() ? 0 : layouts[rng() % layouts.size()];
+    if (kind == OutputKind::kPlanes2) {
+      threshold.assign(4 * static_cast<size_t>(out_c), 0);
+      plane_thresholds =
+          rng() % 2 == 0 && Planes2Thresholds(o.transform, o.quant, out_c, k, threshold.data());
+      o.threshold = plane_thresholds ? threshold.data() : nullptr;
+    }
   }
   bool ok() const { return o.groups > 0; }
 };

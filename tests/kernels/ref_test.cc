@@ -1,12 +1,18 @@
 // The reference kernels against independent formulations: convolution as an explicit padded
-// image times an im2col matrix in double, and small cases worked out by hand.
+// image times an im2col matrix in double, small cases worked out by hand, and the 2-bit output
+// thresholds against the float transform they replace.
 #include "kernels/ref.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <vector>
+
+#include "kernels/int8.h"
+#include "kernels/output.h"
+#include "tests/kernels/random_transform.h"
 
 namespace hybrid::kernels {
 namespace {
@@ -210,6 +216,65 @@ TEST(QuantizeRef, ActivationsRoundHalfToEvenAndClamp) {
   EXPECT_EQ(y, (std::vector<float>{0.f, 1.f, 0.f, 1.5f, 0.5f}));  // 0.5 -> 0, 1.5 -> 2 (even)
   FakeQuantizeActivationsRef(5, 0.5f, 1, 0, 3, x.data(), y.data());
   EXPECT_EQ(y, (std::vector<float>{0.f, 1.f, 0.f, 1.f, 0.5f}));
+}
+
+// Planes2Thresholds against the float transform on every sum of a range: monotone transforms of
+// either direction (negative scales flip them), and the transforms it must refuse.
+TEST(Planes2Thresholds, GiveTheFloatTransformsPlanesOnEverySum) {
+  std::mt19937 rng(11);
+  constexpr int kChannels = 37;
+  constexpr int32_t kBound = 3000;
+  int checked = 0, flipped = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    RandomTransform t(kChannels, rng);
+    ActivationQuant q{0.05f, static_cast<int>(rng() % 4), 0, 3, 0};
+    if (rng() % 2 == 0) q = ActivationQuant{0.05f, 0, -2, 1, 128};
+    std::vector<int32_t> th(4 * kChannels);
+    const bool ok = Planes2Thresholds(t.o, q, kChannels, kBound, th.data());
+    bool negative_slope = false;
+    for (int c = 0; c < kChannels; ++c) negative_slope = negative_slope || t.slope[c] < 0.f;
+    if (t.o.act == Activation::kPrelu && negative_slope) {
+      EXPECT_FALSE(ok) << "trial " << trial;
+      continue;
+    }
+    ASSERT_TRUE(ok) << "trial " << trial;
+    for (int c = 0; c < kChannels; ++c) {
+      const int32_t t0 = th[c], t1 = th[kChannels + c], t2 = th[2 * kChannels + c];
+      ASSERT_LE(t0, t1);
+      ASSERT_LE(t1, t2);
+      const bool flip = th[3 * kChannels + c] != 0;
+      flipped += flip;
+      for (int32_t d = -kBound; d <= kBound; ++d) {
+        const int want = QuantizeOneU8(q, TransformOne(t.o, c, d)) - q.offset - q.qmin;
+        const int v = (d >= t0) + (d >= t1) + (d >= t2);
+        ASSERT_EQ(flip ? 3 - v : v, want) << "trial " << trial << " channel " << c << " sum " << d;
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 500);
+  EXPECT_GT(flipped, 100);  // negative scales make decreasing channels
+}
+
+TEST(Planes2Thresholds, RefuseWhatNeedNotBeMonotone) {
+  const float mul = 0.1f, slope = -0.25f, huge = 3e38f, nan = std::nanf("");
+  const ActivationQuant q{0.05f, 0, 0, 3, 0};
+  std::vector<int32_t> th(4);
+  OutputTransform t;
+  t.mul = &mul;
+  EXPECT_TRUE(Planes2Thresholds(t, q, 1, 100, th.data()));
+  t.act = Activation::kPrelu;
+  t.slope = &slope;
+  EXPECT_FALSE(Planes2Thresholds(t, q, 1, 100, th.data()));  // negative slope
+  t.act = Activation::kNone;
+  t.mul = &huge;
+  EXPECT_FALSE(Planes2Thresholds(t, q, 1, 100, th.data()));  // products that overflow
+  t.mul = &nan;
+  EXPECT_FALSE(Planes2Thresholds(t, q, 1, 100, th.data()));
+  t.mul = &mul;
+  EXPECT_FALSE(Planes2Thresholds(t, ActivationQuant{0.05f, 0, 0, 15, 0}, 1, 100, th.data()));
+  EXPECT_FALSE(Planes2Thresholds(t, ActivationQuant{0.f, 0, 0, 3, 0}, 1, 100, th.data()));
+  EXPECT_FALSE(Planes2Thresholds(t, q, 1, INT32_MAX, th.data()));
 }
 
 }  // namespace
