@@ -7,10 +7,10 @@
 // does 64. The byte sums are widened every 14 lookups. AVX3_DL runs it with VPERMB; other
 // targets run the same layouts through portable code (correct, slow).
 //
-// Measured on AMD EPYCs (bench/README.md): 1.12-1.32x oneDNN's int8 on Zen 4 and 1.32-1.45x on
+// Measured on AMD EPYCs (bench/README.md): 1.12-1.32x oneDNN's int8 on Zen 4 and 1.31-1.43x on
 // Zen 5 on 3x3 layers with 128 output channels or more (the bit-serial kernel: 0.95-1.08x), where
-// a tile pairs two blocks and one table row feeds two VPERMBs; on Zen 5 0.89x on a 1x1 layer
-// (bit-serial 0.75x) and even with bit-serial on 64 output channels (a table row loaded per
+// a tile pairs two blocks and one table row feeds two VPERMBs; on Zen 5 1.07x on a 1x1 layer
+// (bit-serial 0.84x) and even with bit-serial on 64 output channels (a table row loaded per
 // VPERMB). Bit2LutPreferred says which.
 #pragma once
 
