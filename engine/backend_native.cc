@@ -67,8 +67,8 @@ kernels::ConvOutput OutputOf(const NodeContext& ctx, const LayerIo& io, int out_
   o.transform = native::FusedTransform(*ctx.graph, ctx.fused, out_c, mul,
                                        ctx.inputs.size() > 2 ? ctx.inputs[2] : nullptr, storage);
   if (o.kind == kernels::OutputKind::kPlanes2) {
-    // Three compares per channel instead of the float transform and quantization: a quarter of
-    // the 2-bit lookup kernel's time on a 1x1 layer (bench/README.md).
+    // Three compares per channel instead of the float transform and quantization: the
+    // bit-serial kernel on a 1x1 layer 1.13x as fast (bench/README.md).
     storage->plane_threshold.assign(4 * static_cast<size_t>(out_c), 0);
     const bool thresholds =
         sum_bound < std::numeric_limits<int32_t>::max() &&

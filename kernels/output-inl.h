@@ -165,47 +165,36 @@ HWY_INLINE void StoreBits16(uint64_t bits, unsigned char* dst) {
   std::memcpy(dst, &b16, sizeof(b16));
 }
 
-// Writes a block's two planes from AddThresholdPlanes' inverted bits: flipped channels store
-// 3 - v (both bits inverted once more), channels past `count` keep their bits clear.
-HWY_INLINE void StoreThresholdPlanes(uint64_t low, uint64_t high, uint64_t flip, int count,
-                                     unsigned char* dst) {
+// Writes a block's two planes, the low one at dst and the high one 8 bytes on, keeping the bits
+// of channels past `count` clear.
+HWY_INLINE void StorePlanes16(uint64_t low, uint64_t high, int count, unsigned char* dst) {
   const uint64_t real = (uint64_t{1} << count) - 1;
-  StoreBits16((low ^ ~flip) & real, dst);
-  StoreBits16((high ^ ~flip) & real, dst + 8);
+  StoreBits16(low & real, dst);
+  StoreBits16(high & real, dst + 8);
 }
 
-// The two bit planes of 2-bit outputs: u = stored - offset - qmin in [0, 3], as two bits.
+// Writes a block's two planes from AddThresholdPlanes' inverted bits: flipped channels store
+// 3 - v (both bits inverted once more).
+HWY_INLINE void StoreThresholdPlanes(uint64_t low, uint64_t high, uint64_t flip, int count,
+                                     unsigned char* dst) {
+  StorePlanes16(low ^ ~flip, high ^ ~flip, count, dst);
+}
+
+// The two bit planes of 2-bit outputs through the float transform: u = stored - offset - qmin in
+// [0, 3], as two bits.
 template <class DI>
 struct PlaneBits {
   hn::Vec<DI> base, one, two;
-  uint64_t lanes;
 
   HWY_INLINE PlaneBits(DI di, const ActivationQuant& q)
-      : base(hn::Set(di, q.offset + q.qmin)),
-        one(hn::Set(di, 1)),
-        two(hn::Set(di, 2)),
-        lanes(hn::Lanes(di) >= 64 ? ~uint64_t{0} : (uint64_t{1} << hn::Lanes(di)) - 1) {}
+      : base(hn::Set(di, q.offset + q.qmin)), one(hn::Set(di, 1)), two(hn::Set(di, 2)) {}
 
   // Adds the bits of the stored values `stored` of the channels from j on to low and high.
   HWY_INLINE void Add(hn::Vec<DI> stored, int j, uint64_t* low, uint64_t* high) const {
     const DI di;
     const auto u = hn::Sub(stored, base);
-    uint8_t bytes[8] = {};
-    hn::StoreMaskBits(di, hn::Eq(hn::And(u, one), one), bytes);
-    uint64_t m0 = 0, m1 = 0;
-    std::memcpy(&m0, bytes, sizeof(m0));
-    hn::StoreMaskBits(di, hn::Eq(hn::And(u, two), two), bytes);
-    std::memcpy(&m1, bytes, sizeof(m1));
-    *low |= (m0 & lanes) << j;
-    *high |= (m1 & lanes) << j;
-  }
-
-  // Writes a block's planes: channels past `count` quantize their zero parameters, so their bits
-  // are cleared.
-  HWY_INLINE void Store(uint64_t low, uint64_t high, int count, unsigned char* dst) const {
-    const uint64_t real = (uint64_t{1} << count) - 1;
-    StoreBits16(low & real, dst);
-    StoreBits16(high & real, dst + 8);
+    *low |= LaneBits(di, hn::Eq(hn::And(u, one), one)) << j;
+    *high |= LaneBits(di, hn::Eq(hn::And(u, two), two)) << j;
   }
 };
 
@@ -276,9 +265,7 @@ HWY_INLINE void StoreBlock(DI di, const int32_t* dot, const BlockOutput& b, unsi
         high |= (m1 & lanes) << j;
       }
       // Channels past b.count quantize their zero parameters: keep their bits clear.
-      const uint64_t real = (uint64_t{1} << b.count) - 1;
-      StoreBits16(low & real, dst);
-      StoreBits16(high & real, dst + 8);
+      StorePlanes16(low, high, b.count, dst);
       break;
     }
   }
@@ -340,8 +327,9 @@ HWY_INLINE void StoreBlocks(DI di, const int32_t* sums, int64_t stride, int pixe
           planes.Add(q.Apply(t.Apply(di, dot)), j, &low[m], &high[m]);
         }
       }
+      // Channels past b.count quantize their zero parameters: their bits are cleared.
       for (int m = 0; m < count; ++m)
-        planes.Store(low[m], high[m], b.count, dst[m0 + m] + b.offset);
+        StorePlanes16(low[m], high[m], b.count, dst[m0 + m] + b.offset);
     }
     return;
   }
