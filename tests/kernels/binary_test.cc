@@ -105,13 +105,7 @@ Case RandomCase(std::mt19937& rng, int in_c) {
   p.pad_left = u(0, 2);
   const int pad_bottom = u(0, 2);
   int pad_right = u(0, 2);
-  // A quarter of the layers are 1 wide at stride 1 without left or right padding, whose tiles
-  // run on past a row's end.
-  if (u(0, 3) == 0) {
-    p.kernel_w = 1;
-    p.stride_h = p.stride_w = 1;
-    p.pad_left = pad_right = 0;
-  }
+  SometimesOneWide(u, &p, &pad_right);
   p.pad_value = u(0, 1) == 1 ? 1.f : 0.f;
   const int span_h = p.in_h + p.pad_top + pad_bottom - ((p.kernel_h - 1) * p.dilation_h + 1);
   const int span_w = p.in_w + p.pad_left + pad_right - ((p.kernel_w - 1) * p.dilation_w + 1);

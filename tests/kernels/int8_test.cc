@@ -167,13 +167,7 @@ TEST_P(Int8PerTarget, ConvMatchesRefBitForBit) {
       p.pad_left = u(0, 2);
       const int pad_bottom = u(0, 2);
       int pad_right = u(0, 2);
-      // A quarter of the layers are 1 wide at stride 1 without left or right padding, whose
-      // tiles run on past a row's end.
-      if (u(0, 3) == 0) {
-        p.kernel_w = 1;
-        p.stride_h = p.stride_w = 1;
-        p.pad_left = pad_right = 0;
-      }
+      SometimesOneWide(u, &p, &pad_right);
       if (!SetOutputSize(p, pad_bottom, pad_right)) continue;
       const int wbits = std::vector<int>{2, 4, 8}[u(0, 2)];
       const int rows = p.batch * p.out_h;

@@ -1,5 +1,5 @@
 // Random output transforms (kernels/output.h) for the kernel tests: every step and activation,
-// with the arrays they point at kept alive by the object.
+// with the arrays they point at kept alive by the object; and a twist of random shapes.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +40,16 @@ struct RandomTransform {
     o.slope = slope.data();
   }
 };
+
+// Makes a quarter of random layers (u(0, 3) == 0) 1 wide at stride 1 without left or right
+// padding: their tiles run on past a row's end (kernels/interior.h).
+template <class Draw>
+void SometimesOneWide(Draw& u, Conv2dParams* p, int* pad_right) {
+  if (u(0, 3) != 0) return;
+  p->kernel_w = 1;
+  p->stride_h = p->stride_w = 1;
+  p->pad_left = *pad_right = 0;
+}
 
 // A random ConvOutput of `kind` for a layer of out_c channels in `groups` groups: the consumer's
 // groups among those whose layout the kernels support, a random consumer quantization, and
