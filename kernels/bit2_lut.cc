@@ -172,9 +172,14 @@ HWY_INLINE void Widen(const __m512i (&x)[MR][NB], int16_t (&lo)[MR][NB][32],
   }
 }
 
-template <int MR, int NB, class Src>
+// KW > 0: an interior tile of one block at stride 1 and dilation 1 along the row, taps in rows
+// of KW: pixel m's tap (ky, kx) reads input column m + kx, so each input pixel's table row is
+// loaded once for the up to KW lookups that use it (MR + KW - 1 row loads per MR * KW lookups,
+// where one block otherwise loads a row per lookup).
+template <int MR, int NB, class Src, int KW = 0>
 HWY_INLINE void LutTile(const Src& src, int taps, int triples, const uint8_t* w,
                         int64_t block_bytes, const int32_t* const* zero, int32_t* sums) {
+  static_assert(KW == 0 || (NB == 1 && KW <= kLutRun), "rows of taps: one block");
   constexpr int kStride = NB * kBit2LutOcBlock;
   const uint8_t* table = kBit2LutTable.data();
   // The byte sums live in registers through a run of lookups; the 16-bit sums in memory, touched
@@ -216,17 +221,45 @@ HWY_INLINE void LutTile(const Src& src, int taps, int triples, const uint8_t* w,
   for (int m = 0; m < MR; ++m) {
     for (int nb = 0; nb < NB; ++nb) x[m][nb] = _mm512_setzero_si512();
   }
-  for (int t = 0; t < taps; ++t) {
+  // Lookups per accumulator and triple, and the steps of the outer loop: taps, or rows of taps.
+  constexpr int kPerTriple = KW > 0 ? KW : 1;
+  const int steps = taps / kPerTriple;
+  const int64_t tap_bytes = static_cast<int64_t>(triples) * kBit2LutOcBlock;
+  for (int t = 0; t < steps; ++t) {
     const uint16_t* c[MR];
-    for (int m = 0; m < MR; ++m) c[m] = src.At(m, t);
-    const uint8_t* wt = w + static_cast<int64_t>(t) * triples * kBit2LutOcBlock;
+    for (int m = 0; m < MR; ++m) c[m] = src.At(m, t * kPerTriple);
+    const uint8_t* wt = w + t * kPerTriple * tap_bytes;
     for (int i = 0; i < triples;) {
       // A stretch of lookups with nothing else live but the byte sums.
-      const int end = i + std::min(triples - i, kLutRun - run);
-      run += end - i;
+      const int end = i + std::min(triples - i, (kLutRun - run) / kPerTriple);
+      run += (end - i) * kPerTriple;
+      if constexpr (KW > 0) {
+        // Input column col of the tile's row is pixel col - kx's tap kx.
+        constexpr int kCols = MR + KW - 1;
+        const int64_t step = src.step;
+        // One code at a time: with four codes' weights (4 x KW vectors) live, GCC spilled the
+        // byte sums.
+        for (; i < end; ++i) {
+          __m512i wv[KW];
+          for (int kx = 0; kx < KW; ++kx) {
+            wv[kx] = _mm512_loadu_si512(wt + kx * tap_bytes + i * kBit2LutOcBlock);
+          }
+          // Unrolled whole, so that x[m] names a register.
+#pragma GCC unroll 16
+          for (int col = 0; col < kCols; ++col) {
+            const __m512i row = _mm512_load_si512(table + c[0][col * step + i]);
+            for (int kx = 0; kx < KW; ++kx) {
+              const int m = col - kx;
+              if (m >= 0 && m < MR) {
+                x[m][0] = _mm512_add_epi8(x[m][0], _mm512_permutexvar_epi8(wv[kx], row));
+              }
+            }
+          }
+        }
+      }
       // Four codes of a pixel in one load: the scalar loads of codes, one per table row, were
       // as many as the vector loads, and loads are what the loop waits on.
-      for (; i + 4 <= end; i += 4) {
+      for (; KW == 0 && i + 4 <= end; i += 4) {
         __m512i wv[4][NB];
         for (int k = 0; k < 4; ++k) {
           for (int nb = 0; nb < NB; ++nb) {
@@ -245,7 +278,7 @@ HWY_INLINE void LutTile(const Src& src, int taps, int triples, const uint8_t* w,
           }
         }
       }
-      for (; i < end; ++i) {
+      for (; KW == 0 && i < end; ++i) {
         __m512i wv[NB];
         for (int nb = 0; nb < NB; ++nb) {
           wv[nb] = _mm512_loadu_si512(wt + i * kBit2LutOcBlock + nb * block_bytes);
@@ -257,7 +290,7 @@ HWY_INLINE void LutTile(const Src& src, int taps, int triples, const uint8_t* w,
           }
         }
       }
-      if (run == kLutRun) {
+      if (run + kPerTriple > kLutRun) {
         if (fresh) {
           Widen<true>(x, lo, hi);
         } else {
@@ -307,17 +340,17 @@ HWY_INLINE void LutTilePortable(int mr, int nbs, const Src& src, int taps, int t
   }
 }
 
-// Tiles of MR pixels and NB blocks, MR counted down from kMax to the tile's size.
-template <int NB, int kMax, class Src>
+// Tiles of MR pixels and NB blocks, MR counted down from kMax to the tile's size; KW as LutTile.
+template <int NB, int kMax, int KW = 0, class Src>
 HWY_INLINE void LutDispatch(int mr, const Src& src, int taps, int triples, const uint8_t* w,
                             int64_t block_bytes, const int32_t* const* zero, int32_t* sums) {
 #if HWY_TARGET == HWY_AVX3_DL
   if constexpr (kMax > 1) {
     if (mr < kMax) {
-      return LutDispatch<NB, kMax - 1>(mr, src, taps, triples, w, block_bytes, zero, sums);
+      return LutDispatch<NB, kMax - 1, KW>(mr, src, taps, triples, w, block_bytes, zero, sums);
     }
   }
-  LutTile<kMax, NB>(src, taps, triples, w, block_bytes, zero, sums);
+  LutTile<kMax, NB, Src, KW>(src, taps, triples, w, block_bytes, zero, sums);
 #else
   LutTilePortable(mr, NB, src, taps, triples, w, block_bytes, zero, sums);
 #endif
@@ -339,9 +372,14 @@ inline int NextTilePixels(int64_t left, int max) {
 constexpr int64_t kBlockChunkBytes = 48 * 1024;
 constexpr int kMaxChunkBlocks = 16;
 
-void Bit2LutConv2dImpl(const Conv2dParams& params, const uint16_t* in, const uint16_t* pad_codes,
-                       const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
-                       const ConvOutput& o, int row_begin, int row_end) {
+// The driver, with the rows-of-3 tiles for single blocks (kRowsOf3) or without, as two functions
+// so that layers without single blocks run the code they ran before: with both tiles in one
+// function the pair tiles measured 0.9-0.95x as fast (3x3_c128_h28, on a noisy day), and with the
+// rows tiles behind a call inside the loop every layer ran 0.6-0.7x as fast.
+template <bool kRowsOf3>
+HWY_NOINLINE void LutConv(const Conv2dParams& params, const uint16_t* in, const uint16_t* pad_codes,
+                          const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
+                          const ConvOutput& o, int row_begin, int row_end) {
   // A copy: the outputs are written through pointers the compiler cannot tell from `params`.
   const Conv2dParams p = params;
   const int cg = p.in_c / p.groups;
@@ -439,6 +477,9 @@ void Bit2LutConv2dImpl(const Conv2dParams& params, const uint16_t* in, const uin
             } else {
               LutDispatch<2, kPairPixels>(mr, gathered, taps, triples, w, block_bytes, zeros, sums);
             }
+          } else if (kRowsOf3 && interior) {
+            LutDispatch<1, kSinglePixels, kRowsOf3 ? 3 : 0>(mr, strided, taps, triples, w,
+                                                            block_bytes, zeros, sums);
           } else if (interior) {
             LutDispatch<1, kSinglePixels>(mr, strided, taps, triples, w, block_bytes, zeros, sums);
           } else {
@@ -459,6 +500,19 @@ void Bit2LutConv2dImpl(const Conv2dParams& params, const uint16_t* in, const uin
   }
 }
 
+// Single blocks of 3-wide kernels at stride 1 and dilation 1 along the row read each input
+// pixel's table row once for its three taps.
+void Bit2LutConv2dImpl(const Conv2dParams& p, const uint16_t* in, const uint16_t* pad_codes,
+                       const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
+                       const ConvOutput& o, int row_begin, int row_end) {
+  const int blocks = (p.out_c / p.groups + kBit2LutOcBlock - 1) / kBit2LutOcBlock;
+  if (blocks % 2 == 1 && p.kernel_w == 3 && p.stride_w == 1 && p.dilation_w == 1) {
+    LutConv<true>(p, in, pad_codes, packed, zero, offsets, o, row_begin, row_end);
+  } else {
+    LutConv<false>(p, in, pad_codes, packed, zero, offsets, o, row_begin, row_end);
+  }
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace hybrid::kernels
 HWY_AFTER_NAMESPACE();
@@ -470,7 +524,10 @@ HWY_EXPORT(Bit2LutTargetImpl);
 HWY_EXPORT(Bit2LutCodesImpl);
 
 bool Bit2LutPreferred(const Conv2dParams& p) {
-  return HWY_DYNAMIC_DISPATCH(Bit2LutTargetImpl)() && p.out_c / p.groups >= 2 * kBit2LutOcBlock;
+  const int out_cg = p.out_c / p.groups;
+  const bool rows_of_3 = p.kernel_w == 3 && p.stride_w == 1 && p.dilation_w == 1;
+  return HWY_DYNAMIC_DISPATCH(Bit2LutTargetImpl)() &&
+         (out_cg >= 2 * kBit2LutOcBlock || (out_cg == kBit2LutOcBlock && rows_of_3));
 }
 HWY_EXPORT(Bit2LutConv2dImpl);
 

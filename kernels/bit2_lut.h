@@ -10,8 +10,8 @@
 // Measured on AMD EPYCs (bench/README.md): 1.12-1.32x oneDNN's int8 on Zen 4 and 1.31-1.43x on
 // Zen 5 on 3x3 layers with 128 output channels or more (the bit-serial kernel: 0.95-1.08x), where
 // a tile pairs two blocks and one table row feeds two VPERMBs; on Zen 5 1.07x on a 1x1 layer
-// (bit-serial 0.84x) and even with bit-serial on 64 output channels (a table row loaded per
-// VPERMB). Bit2LutPreferred says which.
+// (bit-serial 0.84x) and 1.17x on a 3x3 layer of 64 output channels, whose interior tiles load a
+// pixel's table row once for its three taps (bit-serial 1.01x). Bit2LutPreferred says which.
 #pragma once
 
 #include <array>
@@ -36,7 +36,7 @@ extern const std::array<uint8_t, 64 * 64> kBit2LutTable;  // 64-byte aligned
 
 // True when the dispatched target runs a layer of shape `p` faster through Bit2LutConv2d than
 // through Bit2Conv2d: it has VPERMB (AVX3_DL) and every group at least two blocks of output
-// channels.
+// channels, or one whole block with 3-wide kernels at stride 1 and dilation 1 along the row.
 bool Bit2LutPreferred(const Conv2dParams& p);
 
 // Codes of `pixels` pixels of 2-bit planes (QuantizeBitplanes2's layout, binary.h): per pixel and
