@@ -506,7 +506,7 @@ void Bit2LutConv2dImpl(const Conv2dParams& p, const uint16_t* in, const uint16_t
                        const uint8_t* packed, const int32_t* zero, const int64_t* offsets,
                        const ConvOutput& o, int row_begin, int row_end) {
   const int blocks = (p.out_c / p.groups + kBit2LutOcBlock - 1) / kBit2LutOcBlock;
-  if (blocks % 2 == 1 && p.kernel_w == 3 && p.stride_w == 1 && p.dilation_w == 1) {
+  if (blocks % 2 == 1 && Bit2LutRowsOf3(p)) {
     LutConv<true>(p, in, pad_codes, packed, zero, offsets, o, row_begin, row_end);
   } else {
     LutConv<false>(p, in, pad_codes, packed, zero, offsets, o, row_begin, row_end);
@@ -525,9 +525,8 @@ HWY_EXPORT(Bit2LutCodesImpl);
 
 bool Bit2LutPreferred(const Conv2dParams& p) {
   const int out_cg = p.out_c / p.groups;
-  const bool rows_of_3 = p.kernel_w == 3 && p.stride_w == 1 && p.dilation_w == 1;
   return HWY_DYNAMIC_DISPATCH(Bit2LutTargetImpl)() &&
-         (out_cg >= 2 * kBit2LutOcBlock || (out_cg == kBit2LutOcBlock && rows_of_3));
+         (out_cg >= 2 * kBit2LutOcBlock || (out_cg == kBit2LutOcBlock && Bit2LutRowsOf3(p)));
 }
 HWY_EXPORT(Bit2LutConv2dImpl);
 

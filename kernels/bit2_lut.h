@@ -34,9 +34,16 @@ inline constexpr int kBit2LutOcBlock = 64;
 // + 9 (w2 + 1): 9 + sum of u_j * w_j, in [0, 18] (biased to stay unsigned; entries 27-63 hold 9).
 extern const std::array<uint8_t, 64 * 64> kBit2LutTable;  // 64-byte aligned
 
+// True for 3-wide kernels at stride 1 and dilation 1 along the row, where neighbouring output
+// pixels read the same input pixels one tap apart: Bit2LutConv2d then loads a single block's
+// table rows once for the three taps that read them.
+inline bool Bit2LutRowsOf3(const Conv2dParams& p) {
+  return p.kernel_w == 3 && p.stride_w == 1 && p.dilation_w == 1;
+}
+
 // True when the dispatched target runs a layer of shape `p` faster through Bit2LutConv2d than
 // through Bit2Conv2d: it has VPERMB (AVX3_DL) and every group at least two blocks of output
-// channels, or one whole block with 3-wide kernels at stride 1 and dilation 1 along the row.
+// channels, or one whole block with Bit2LutRowsOf3.
 bool Bit2LutPreferred(const Conv2dParams& p);
 
 // Codes of `pixels` pixels of 2-bit planes (QuantizeBitplanes2's layout, binary.h): per pixel and
