@@ -6,6 +6,7 @@
 #include <cstring>
 #include <exception>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -343,11 +344,41 @@ class OneDnnBackend : public Backend {
     memory::desc bias = has_bias ? memory::desc({ys[1]}, kF32, Tag::x) : memory::desc();
     dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, src, any, bias, dst);
     dnnl::inner_product_forward::primitive_desc pd(desc, UserScratchpad(), engine_);
+    // Without AVX-512 oneDNN computes the inner product with its sgemm, whose summation order
+    // depends on the batch: a sample's logits would then change with the batch it is computed in
+    // (the server's dynamic batching, the session's chunks). A 1x1 convolution over the batch laid
+    // out as one row of pixels has the same memory and sums each pixel alike whatever the row's
+    // length (measured on AVX2 for batches 1-32), and at batch 8-32 it is no slower.
+    if (std::string_view(pd.impl_info_str()).find("gemm") != std::string_view::npos) {
+      return PlanDenseAsConv(ctx);
+    }
     Args args{{DNNL_ARG_SRC, Bind(src, ctx.inputs[0])},
               {DNNL_ARG_WEIGHTS, PackWeights(pd.weights_desc(), given, ctx.inputs[1])},
               {DNNL_ARG_DST, Bind(dst, ctx.output)}};
     if (has_bias) args[DNNL_ARG_BIAS] = Bind(bias, ctx.inputs[2]);
     return Finish(pd, dnnl::inner_product_forward(pd), std::move(args));
+  }
+
+  // Dense [N, in] x [out, in]^T as a 1x1 convolution of one image of 1 x N pixels: [N, in] is
+  // that image in nhwc, [out][in] the weights in ohwi.
+  Result<std::unique_ptr<Kernel>> PlanDenseAsConv(const NodeContext& ctx) {
+    const graph::Shape& xs = ctx.input_shapes[0];
+    const graph::Shape& ys = ctx.output_shape;
+    const memory::dim n = xs[0], in_c = xs[1], out_c = ys[1];
+    memory::desc src({1, in_c, 1, n}, kF32, Tag::nhwc), dst({1, out_c, 1, n}, kF32, Tag::nhwc);
+    memory::desc given({out_c, in_c, 1, 1}, kF32, Tag::ohwi);
+    memory::desc any(given.dims(), kF32, Tag::any);
+    bool has_bias = ctx.inputs.size() > 2;
+    memory::desc bias = has_bias ? memory::desc({out_c}, kF32, Tag::x) : memory::desc();
+    dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference,
+                                         dnnl::algorithm::convolution_direct, src, any, bias, dst,
+                                         {1, 1}, {0, 0}, {0, 0}, {0, 0});
+    dnnl::convolution_forward::primitive_desc pd(desc, UserScratchpad(), engine_);
+    Args args{{DNNL_ARG_SRC, Bind(src, ctx.inputs[0])},
+              {DNNL_ARG_WEIGHTS, PackWeights(pd.weights_desc(), given, ctx.inputs[1])},
+              {DNNL_ARG_DST, Bind(dst, ctx.output)}};
+    if (has_bias) args[DNNL_ARG_BIAS] = Bind(bias, ctx.inputs[2]);
+    return Finish(pd, dnnl::convolution_forward(pd), std::move(args));
   }
 
   // Folds the statistics into a per-channel scale and shift in double exactly as ref does, then
