@@ -177,9 +177,10 @@ kernels::ActivationQuant SignedQuant(int bits) {
 }
 
 // An integer layer of `bits`-bit weights and activations, u8 in, u8 out: Int8Conv2d (VPDPBUSD or
-// AMX where the CPU has it), with 4 bits the weights stored two per byte and Int4Conv2d.
+// AMX where the CPU has it), with 4 bits or fewer the weights stored two per byte and Int4Conv2d,
+// as the native backend stores them.
 void BM_Int8(benchmark::State& state, const Shape& s, int bits) {
-  const bool nibbles = bits == 4;
+  const bool nibbles = bits <= 4;
   kernels::Conv2dParams p = s.Params();
   p.pad_value = 0.f;
   auto x = Random(static_cast<size_t>(p.in_h) * p.in_w * p.in_c, 1);

@@ -262,11 +262,90 @@ HWY_INLINE VI32 LoadWeights(DI32 d, const int8_t* quad_weights, int j) {
   }
 }
 
+#if HWY_TARGET == HWY_AVX2
+// 4-bit weights on AVX2, MR pixels times one block: VPMADDUBSW's pairs of u8 x s8 products
+// summed in 16 bits, widened to 32 every kNibbleRun quads. Without VNNI the 32-bit dot product
+// costs VPMADDUBSW, VPMADDWD and VPADDD, two of them multiplies, for 32 products, and the sums
+// of the first must not saturate (255 * 127 * 2 does); here the weights stay within [-8, 7], a
+// pair within 255 * 8 * 2 = 4080 and kNibbleRun = 8 quads' pairs within 32640, so the 16-bit sums
+// are exact and cost VPMADDUBSW and VPADDW per 32 products, one multiply (the widening adds
+// one VPMADDWD per run of up to kNibbleRun quads of a tap).
+constexpr int kNibbleRun = 8;
+
+// acc += x * w in VPMADDUBSW's pairs. The add is asm so that it writes acc's own register: as
+// intrinsics GCC put the 8 products of a quad in registers of their own, spilled two sums and
+// copied the others back after every quad.
+HWY_INLINE __m256i AddPairProducts(__m256i acc, __m256i x, __m256i w) {
+  const __m256i p = _mm256_maddubs_epi16(x, w);
+  asm("vpaddw %1, %0, %0" : "+x"(acc) : "x"(p));
+  return acc;
+}
+
+template <int MR, class Src>
+HWY_INLINE void NibbleTileAvx2(const Src& src, int taps, int quads, const int8_t* block,
+                               const TileOutput* outs) {
+  const DI32 d;
+  // Nibble n as the s8 value it encodes.
+  const __m256i to_s8 = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1, 0,
+                                         1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1);
+  // The 32-bit sums live in memory: they change once per run, and the registers hold the 16-bit
+  // sums, the weights and the constants. They start at -zero and then need not subtract it.
+  HWY_ALIGN int32_t sums[MR][kInt8OcBlock];
+  for (int j = 0; j < kVecs; ++j) {
+    const VI32 start = hn::Neg(hn::LoadU(d, outs[0].zero + j * kLanes32));
+    for (int m = 0; m < MR; ++m) hn::Store(start, d, sums[m] + j * kLanes32);
+  }
+  for (int t = 0; t < taps; ++t) {
+    const uint8_t* x[MR];
+    for (int m = 0; m < MR; ++m) x[m] = src.At(m, t);
+    const auto* wt = reinterpret_cast<const __m256i*>(block + static_cast<int64_t>(t) * quads * 32);
+    // A run's loop has no exit but its end: a widening inside it made GCC copy every
+    // accumulator to another register after each quad.
+    for (int k0 = 0; k0 < quads; k0 += kNibbleRun) {
+      const int k1 = std::min(quads, k0 + kNibbleRun);
+      __m256i acc[MR][2];
+      for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_si256();
+      for (int k = k0; k < k1; ++k) {
+        // Bytes 0-31 of the quad (channels 0-7) in the low nibbles, bytes 32-63 in the high ones.
+        const __m256i packed = _mm256_loadu_si256(wt + k);
+        const __m256i w0 = _mm256_shuffle_epi8(to_s8, _mm256_and_si256(packed, low4));
+        const __m256i w1 =
+            _mm256_shuffle_epi8(to_s8, _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4));
+        for (int m = 0; m < MR; ++m) {
+          int32_t quad;
+          std::memcpy(&quad, x[m] + 4 * k, 4);
+          const __m256i xv = _mm256_set1_epi32(quad);
+          acc[m][0] = AddPairProducts(acc[m][0], xv, w0);
+          acc[m][1] = AddPairProducts(acc[m][1], xv, w1);
+        }
+      }
+      for (int m = 0; m < MR; ++m) {
+        for (int j = 0; j < 2; ++j) {
+          auto* s32 = reinterpret_cast<__m256i*>(sums[m] + j * kLanes32);
+          *s32 = _mm256_add_epi32(*s32, _mm256_madd_epi16(acc[m][j], ones));
+        }
+      }
+    }
+  }
+  StoreBlocks(d, sums[0], kInt8OcBlock, MR, 0, outs[0].block, outs[0].px);
+}
+#endif
+
 // MR pixels times NB blocks of 16 output channels: with two blocks per tile on AVX-512 each
 // broadcast input quad feeds two multiply-accumulates.
 template <int MR, int NB, bool kNibbles, class Src>
 HWY_INLINE void Tile(const Src& src, int taps, int quads, const int8_t* block, int64_t block_bytes,
                      const TileOutput* outs) {
+#if HWY_TARGET == HWY_AVX2
+  if constexpr (kNibbles) {
+    static_assert(NB == 1, "one block per tile on AVX2");
+    (void)block_bytes;
+    NibbleTileAvx2<MR>(src, taps, quads, block, outs);
+    return;
+  }
+#endif
   const DI32 d;
   constexpr int kAcc = NB * kVecs;
   // The sums start at -zero (times 16 with nibbles, see LoadWeights), which they then need not
@@ -946,7 +1025,9 @@ namespace {
 bool OnAmx() { return CurrentTarget() == "avx3_amx"; }
 }  // namespace
 
-bool Bit2OnIntegerKernel() { return OnAmx(); }
+// On AVX2 the 4-bit weights' kernel sums in 16 bits (NibbleTileAvx2) and beats the bit planes,
+// whose popcounts AVX2 has no instruction for.
+bool Bit2OnIntegerKernel() { return OnAmx() || CurrentTarget() == "avx2"; }
 
 bool BinaryConvOnTiles(const Conv2dParams& p) {
   // Beyond 1 MiB the s8 weights, 8 times the bits, stream from L3 while XOR-popcount's stay in
