@@ -312,20 +312,30 @@ class OneDnnBackend : public Backend {
     const graph::Shape& xs = ctx.input_shapes[0];
     const graph::Shape& ys = ctx.output_shape;
     memory::dim groups = a.groups, out_c = ys[3], in_c = xs[3];
-    memory::desc src = NhwcDesc(xs), dst = NhwcDesc(ys);
     // The model's [O][KH][KW][I/g] is oneDNN's ohwi, or gohwi once O is split into groups.
     memory::desc given =
         groups == 1 ? memory::desc({out_c, in_c, a.kernel_h, a.kernel_w}, kF32, Tag::ohwi)
                     : memory::desc({groups, out_c / groups, in_c / groups, a.kernel_h, a.kernel_w},
                                    kF32, Tag::gohwi);
+    // oneDNN counts dilation from 0 (no gap), the IR from 1.
+    return PlanConvOf(ctx, NhwcDesc(xs), given, NhwcDesc(ys), {a.stride_h, a.stride_w},
+                      {a.dilation_h - 1, a.dilation_w - 1}, {a.pad_top, a.pad_left},
+                      {a.pad_bottom, a.pad_right});
+  }
+
+  // A direct convolution of the node's input (as `src`) into its output (as `dst`, out_c
+  // channels) with its weights (laid out as `given`) and bias, when it has one.
+  Result<std::unique_ptr<Kernel>> PlanConvOf(const NodeContext& ctx, const memory::desc& src,
+                                             const memory::desc& given, const memory::desc& dst,
+                                             const memory::dims& strides,
+                                             const memory::dims& dilation,
+                                             const memory::dims& pad_l, const memory::dims& pad_r) {
     memory::desc any(given.dims(), kF32, Tag::any);
     bool has_bias = ctx.inputs.size() > 2;
-    memory::desc bias = has_bias ? memory::desc({out_c}, kF32, Tag::x) : memory::desc();
-    // oneDNN counts dilation from 0 (no gap), the IR from 1.
-    dnnl::convolution_forward::desc desc(
-        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, any, bias,
-        dst, {a.stride_h, a.stride_w}, {a.dilation_h - 1, a.dilation_w - 1},
-        {a.pad_top, a.pad_left}, {a.pad_bottom, a.pad_right});
+    memory::desc bias = has_bias ? memory::desc({dst.dims()[1]}, kF32, Tag::x) : memory::desc();
+    dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference,
+                                         dnnl::algorithm::convolution_direct, src, any, bias, dst,
+                                         strides, dilation, pad_l, pad_r);
     dnnl::convolution_forward::primitive_desc pd(desc, UserScratchpad(), engine_);
     Args args{{DNNL_ARG_SRC, Bind(src, ctx.inputs[0])},
               {DNNL_ARG_WEIGHTS, PackWeights(pd.weights_desc(), given, ctx.inputs[1])},
@@ -365,20 +375,10 @@ class OneDnnBackend : public Backend {
     const graph::Shape& xs = ctx.input_shapes[0];
     const graph::Shape& ys = ctx.output_shape;
     const memory::dim n = xs[0], in_c = xs[1], out_c = ys[1];
-    memory::desc src({1, in_c, 1, n}, kF32, Tag::nhwc), dst({1, out_c, 1, n}, kF32, Tag::nhwc);
-    memory::desc given({out_c, in_c, 1, 1}, kF32, Tag::ohwi);
-    memory::desc any(given.dims(), kF32, Tag::any);
-    bool has_bias = ctx.inputs.size() > 2;
-    memory::desc bias = has_bias ? memory::desc({out_c}, kF32, Tag::x) : memory::desc();
-    dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference,
-                                         dnnl::algorithm::convolution_direct, src, any, bias, dst,
-                                         {1, 1}, {0, 0}, {0, 0}, {0, 0});
-    dnnl::convolution_forward::primitive_desc pd(desc, UserScratchpad(), engine_);
-    Args args{{DNNL_ARG_SRC, Bind(src, ctx.inputs[0])},
-              {DNNL_ARG_WEIGHTS, PackWeights(pd.weights_desc(), given, ctx.inputs[1])},
-              {DNNL_ARG_DST, Bind(dst, ctx.output)}};
-    if (has_bias) args[DNNL_ARG_BIAS] = Bind(bias, ctx.inputs[2]);
-    return Finish(pd, dnnl::convolution_forward(pd), std::move(args));
+    return PlanConvOf(ctx, memory::desc({1, in_c, 1, n}, kF32, Tag::nhwc),
+                      memory::desc({out_c, in_c, 1, 1}, kF32, Tag::ohwi),
+                      memory::desc({1, out_c, 1, n}, kF32, Tag::nhwc), {1, 1}, {0, 0}, {0, 0},
+                      {0, 0});
   }
 
   // Folds the statistics into a per-channel scale and shift in double exactly as ref does, then
