@@ -22,9 +22,14 @@ Job::Job(int count_in, std::vector<std::vector<float>> inputs_in, int classes)
 bool Job::Wait(Clock::time_point deadline, const std::function<bool()>& cancelled) {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
-    // Slices short enough to notice a cancelled call soon.
+    // Slices short enough to notice a cancelled call soon, ending at the deadline minus whole
+    // slices: a client's own deadline cancels the call a transit time before ours does, and a
+    // slice ending in between would report that expiry as a cancellation.
+    constexpr Clock::duration kSlice = std::chrono::milliseconds(50);
+    const Clock::time_point now = Clock::now();
+    const Clock::duration rest = (deadline - now) % kSlice;
     const Clock::time_point until =
-        std::min(deadline, Clock::now() + std::chrono::milliseconds(50));
+        std::min(deadline, now + (rest > Clock::duration::zero() ? rest : kSlice));
     if (done_.wait_until(lock, until, [&] { return state_ == State::kDone; })) return true;
     if (Clock::now() >= deadline || (cancelled && cancelled())) break;
   }

@@ -185,6 +185,24 @@ TEST(Batcher, AFullQueueRefusesAndShutdownComputesWhatWaits) {
   EXPECT_NE(after.message().find("shutting down"), std::string::npos);
 }
 
+// The server's deadline is the client's plus the request's transit, and the client cancels when
+// its own passes: a cancellation in the last 50 ms is noticed only at the deadline, so the
+// expiry is reported as one. (Slices counted from the start would poll at 50 and 100 ms here.)
+TEST(Job, ACancellationJustBeforeTheDeadlineIsNoticedAtTheDeadline) {
+  auto job = MakeJob(1, 1);
+  const Clock::time_point start = Clock::now();
+  const Clock::time_point deadline = start + milliseconds(112);
+  const Clock::time_point cancel = deadline - milliseconds(25);
+  EXPECT_FALSE(job->Wait(deadline, [&] { return Clock::now() >= cancel; }));
+  EXPECT_GE(Clock::now(), deadline);
+  // A cancellation earlier than a slice before the deadline is noticed before it.
+  auto early = MakeJob(1, 2);
+  const Clock::time_point far = Clock::now() + std::chrono::seconds(30);
+  const Clock::time_point gone = Clock::now() + milliseconds(10);
+  EXPECT_FALSE(early->Wait(far, [&] { return Clock::now() >= gone; }));
+  EXPECT_LT(Clock::now(), far - std::chrono::seconds(20));
+}
+
 TEST(Batcher, BadOptionsAndRequestsAreRefused) {
   auto g = Model();
   BatcherOptions o;
