@@ -114,6 +114,45 @@ Case RandomCase(std::mt19937& rng, int in_c) {
   return c;
 }
 
+// The binary kernel against its twin on one layer, with every kind of output: floats, and the
+// input of a following binary, integer or 2-bit layer in the layout of a consumer with its own
+// groups. The rows are computed in two calls.
+::testing::AssertionResult BinaryConvMatchesRef(const Conv2dParams& p, const std::vector<float>& x,
+                                                const std::vector<float>& w, std::mt19937& rng) {
+  if (!BinaryConvSupported(p)) return ::testing::AssertionFailure() << "not supported";
+  const int taps = p.kernel_h * p.kernel_w;
+  std::vector<uint64_t> packed_x(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
+                                 PackedWords(p.in_c / p.groups));
+  BitpackF32Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, p.in_c, p.groups, nullptr, nullptr,
+                x.data(), packed_x.data());
+  std::vector<uint64_t> packed_w(BinaryConvPackedWeightsWords(p));
+  PackBinaryConvWeights(p, w.data(), packed_w.data());
+  std::vector<int32_t> sums(static_cast<size_t>(p.out_c) * taps);
+  BinaryConvTapSums(p, w.data(), sums.data());
+  std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
+  BinaryConvIndirection(p, offsets.data());
+  const int rows = p.batch * p.out_h;
+  for (OutputKind kind :
+       {OutputKind::kFloat, OutputKind::kBits, OutputKind::kU8, OutputKind::kPlanes2}) {
+    RandomOutput out(kind, p.out_c, p.groups, taps * (p.in_c / p.groups), rng);
+    if (!out.ok()) return ::testing::AssertionFailure() << "no output of kind " << int(kind);
+    const size_t bytes = static_cast<size_t>(rows) * p.out_w * OutputPixelBytes(out.o, p.out_c);
+    std::vector<unsigned char> got(bytes, 0), want(bytes, 0);
+    ConvOutput o = out.o;
+    o.data = got.data();
+    BinaryConv2d(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), o, 0, rows / 2);
+    BinaryConv2d(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), o, rows / 2,
+                 rows);
+    o.data = want.data();
+    BinaryConv2dRef(p, packed_x.data(), w.data(), o, 0, rows);
+    if (got != want) {
+      return ::testing::AssertionFailure()
+             << "kind " << static_cast<int>(kind) << " groups " << o.groups;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
 TEST_P(PerTarget, BinaryConvMatchesRefBitForBit) {
   std::mt19937 rng(7);
   int checked = 0;
@@ -122,44 +161,46 @@ TEST_P(PerTarget, BinaryConvMatchesRefBitForBit) {
       Case c = RandomCase(rng, in_c);
       const Conv2dParams& p = c.p;
       if (p.out_h <= 0 || p.out_w <= 0) continue;
-      ASSERT_TRUE(BinaryConvSupported(p));
       const int taps = p.kernel_h * p.kernel_w;
       auto x = Random(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.in_c, rng);
       auto w = Random(static_cast<size_t>(p.out_c) * taps * (p.in_c / p.groups), rng);
-      std::vector<uint64_t> packed_x(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
-                                     PackedWords(p.in_c / p.groups));
-      BitpackF32Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, p.in_c, p.groups, nullptr,
-                    nullptr, x.data(), packed_x.data());
-      std::vector<uint64_t> packed_w(BinaryConvPackedWeightsWords(p));
-      PackBinaryConvWeights(p, w.data(), packed_w.data());
-      std::vector<int32_t> sums(static_cast<size_t>(p.out_c) * taps);
-      BinaryConvTapSums(p, w.data(), sums.data());
-      std::vector<int64_t> offsets(static_cast<size_t>(p.out_h) * p.out_w * taps);
-      BinaryConvIndirection(p, offsets.data());
-      const int rows = p.batch * p.out_h;
-      // Every kind of output: floats, and the input of a following binary, integer or 2-bit
-      // layer in the layout of a consumer with its own groups.
-      for (OutputKind kind :
-           {OutputKind::kFloat, OutputKind::kBits, OutputKind::kU8, OutputKind::kPlanes2}) {
-        RandomOutput out(kind, p.out_c, p.groups, taps * (p.in_c / p.groups), rng);
-        ASSERT_TRUE(out.ok());
-        const size_t bytes = static_cast<size_t>(rows) * p.out_w * OutputPixelBytes(out.o, p.out_c);
-        std::vector<unsigned char> got(bytes, 0), want(bytes, 0);
-        ConvOutput o = out.o;
-        o.data = got.data();
-        BinaryConv2d(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), o, 0,
-                     rows / 2);
-        BinaryConv2d(p, packed_x.data(), packed_w.data(), sums.data(), offsets.data(), o, rows / 2,
-                     rows);
-        o.data = want.data();
-        BinaryConv2dRef(p, packed_x.data(), w.data(), o, 0, rows);
-        ASSERT_EQ(got, want) << GetParam().name << " in_c " << in_c << " trial " << trial
-                             << " kind " << static_cast<int>(kind) << " groups " << o.groups;
-      }
+      ASSERT_TRUE(BinaryConvMatchesRef(p, x, w, rng))
+          << GetParam().name << " in_c " << in_c << " trial " << trial;
       ++checked;
     }
   }
   EXPECT_GT(checked, 60);
+}
+
+// Reductions of every length the kernels count differently: words per tap that no kernel fixes
+// at compile time (3, 5), and runs of byte counts (targets without VPOPCNTQ add the counts of up
+// to 31 words in bytes) that end inside a tap (33 and 63 words in one tap). With random signs, and
+// with every sign disagreeing, which fills every byte count to its limit.
+TEST_P(PerTarget, BinaryConvOfLongReductionsMatchesRefBitForBit) {
+  std::mt19937 rng(11);
+  for (int in_c : {150, 320, 2100, 4000}) {
+    for (int kernel : {1, 3}) {
+      for (bool disagree : {false, true}) {
+        Conv2dParams p;
+        p.in_c = in_c;
+        p.out_c = 21;
+        p.in_h = p.in_w = p.out_h = p.out_w = 4;
+        p.kernel_h = p.kernel_w = kernel;
+        p.pad_top = p.pad_left = kernel / 2;
+        p.pad_value = 1.f;
+        const int taps = kernel * kernel;
+        auto x = Random(static_cast<size_t>(p.in_h) * p.in_w * p.in_c, rng);
+        auto w = Random(static_cast<size_t>(p.out_c) * taps * p.in_c, rng);
+        if (disagree) {
+          for (float& v : x) v = -1.f;
+          for (float& v : w) v = 1.f;
+        }
+        EXPECT_TRUE(BinaryConvMatchesRef(p, x, w, rng))
+            << GetParam().name << " in_c " << in_c << " kernel " << kernel << " disagree "
+            << disagree;
+      }
+    }
+  }
 }
 
 // Binary layers on the AMX tiles (kernels/int8.h) against the binary twin: stride 1, groups of
