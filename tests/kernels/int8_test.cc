@@ -71,17 +71,26 @@ TEST_P(Int8PerTarget, QuantizeMatchesRef) {
 // pad value and output, runs Int8Conv2d over the output rows split at `splits` (ascending, within
 // the rows), each call with scratch of its own unless `no_scratch`, and checks it bit for bit
 // against the reference twin; with weights of 4 bits or fewer, Int4Conv2d too. Returns whether
-// the 4-bit kernel was checked.
+// the 4-bit kernel was checked. With `extreme` +1 or -1, every weight is +-wmax and every input
+// 255, the largest products the kernels' sums must hold.
 bool ExpectConvMatchesRef(Conv2dParams p, int wbits, OutputKind kind, std::vector<int> splits,
-                          std::mt19937& rng, const std::string& what, bool no_scratch = false) {
+                          std::mt19937& rng, const std::string& what, bool no_scratch = false,
+                          int extreme = 0) {
   auto u = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   EXPECT_TRUE(Int8ConvSupported(p)) << what;
   ActivationQuant q = RandomQuant(rng);
   const int in_c = p.in_c, cg = in_c / p.groups, taps = p.kernel_h * p.kernel_w;
   const int wmax = (1 << (wbits - 1)) - 1;
   std::vector<int8_t> w(static_cast<size_t>(p.out_c) * taps * cg);
-  for (int8_t& v : w) v = static_cast<int8_t>(u(-wmax, wmax));
+  for (int8_t& v : w) v = static_cast<int8_t>(extreme != 0 ? extreme * wmax : u(-wmax, wmax));
   auto x = RandomFloats(static_cast<size_t>(p.batch) * p.in_h * p.in_w * in_c, rng, 2.f);
+  if (extreme != 0) {
+    q.qmin = 0;
+    q.qmax = 255;
+    q.offset = 0;
+    q.zero_point = 0;
+    for (float& v : x) v = 1e4f;  // quantizes to 255
+  }
   std::vector<uint8_t> qx(static_cast<size_t>(p.batch) * p.in_h * p.in_w * p.groups *
                           Int8Channels(cg));
   QuantizeU8Ref(static_cast<int64_t>(p.batch) * p.in_h * p.in_w, in_c, p.groups, q, x.data(),
@@ -182,6 +191,31 @@ TEST_P(Int8PerTarget, ConvMatchesRefBitForBit) {
   }
   EXPECT_GT(checked, 50);
   EXPECT_GT(checked4, 20);
+}
+
+// The largest sums every kernel must hold: every input 255 and every weight +-7 (4-bit) or
+// +-127, over taps of up to 520 channels (130 quads: the 4-bit kernel's 16-bit sums on AVX2 are
+// widened every 8) and 9 taps.
+TEST_P(Int8PerTarget, ConvOfTheLargestProductsMatchesRefBitForBit) {
+  std::mt19937 rng(29);
+  for (int in_c : {64, 200, 520}) {
+    for (int kernel : {1, 3}) {
+      for (int wbits : {4, 8}) {
+        for (int sign : {1, -1}) {
+          Conv2dParams p;
+          p.in_c = in_c;
+          p.out_c = 19;
+          p.in_h = p.in_w = 5;
+          p.kernel_h = p.kernel_w = kernel;
+          p.out_h = p.out_w = 5 - kernel + 1;
+          const std::string what = GetParam().name + " in_c " + std::to_string(in_c) + " kernel " +
+                                   std::to_string(kernel) + " bits " + std::to_string(wbits) +
+                                   " sign " + std::to_string(sign);
+          ExpectConvMatchesRef(p, wbits, OutputKind::kFloat, {1}, rng, what, false, sign);
+        }
+      }
+    }
+  }
 }
 
 // The ways the AMX kernel walks a layer (kernels/int8.cc), each against the twin on every
