@@ -353,13 +353,14 @@ HWY_INLINE void TileWords(const Src& src_taps, int taps, int words, const uint64
   }
 }
 
-// Binary counts in bytes (ByteCountedTaps) where the popcount is a byte lookup, except for short
-// reductions (1x1 layers of up to 256 channels): those are faster on the 64-bit counts, whose
-// tiles load each weight vector once for all their pixels.
+// Binary counts in bytes (ByteCountedTaps) on AVX2, where they were measured faster, except for
+// short reductions (1x1 layers of up to 256 channels): those are faster on the 64-bit counts,
+// whose tiles load each weight vector once for all their pixels. (AVX3 without VPOPCNTQ would
+// lose the weights shared by its 8 pixels a tile; not measured there, it keeps 64-bit counts.)
 template <int MR, int kPlanes, class Src>
 HWY_INLINE void TileAnyWords(const Src& src_taps, int taps, int words, const uint64_t* block,
                              const TileOutput& out) {
-#if HWY_TARGET != HWY_AVX3_DL && HWY_TARGET != HWY_SCALAR
+#if HWY_TARGET == HWY_AVX2
   if constexpr (kPlanes == 1) {
     if (taps * words >= 8) return TileWords<MR, kPlanes, true>(src_taps, taps, words, block, out);
   }

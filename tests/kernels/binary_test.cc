@@ -173,7 +173,7 @@ TEST_P(PerTarget, BinaryConvMatchesRefBitForBit) {
 }
 
 // Reductions of every length the kernels count differently: words per tap that no kernel fixes
-// at compile time (3, 5), and runs of byte counts (targets without VPOPCNTQ add the counts of up
+// at compile time (3, 5), and runs of byte counts (on AVX2 the kernel adds the counts of up
 // to 31 words in bytes) that end inside a tap (33 and 63 words in one tap). With random signs, and
 // with every sign disagreeing, which fills every byte count to its limit.
 TEST_P(PerTarget, BinaryConvOfLongReductionsMatchesRefBitForBit) {
