@@ -135,7 +135,9 @@ Case RandomCase(std::mt19937& rng, int in_c) {
   for (OutputKind kind :
        {OutputKind::kFloat, OutputKind::kBits, OutputKind::kU8, OutputKind::kPlanes2}) {
     RandomOutput out(kind, p.out_c, p.groups, taps * (p.in_c / p.groups), rng);
-    if (!out.ok()) return ::testing::AssertionFailure() << "no output of kind " << int(kind);
+    if (!out.ok()) {
+      return ::testing::AssertionFailure() << "no output of kind " << static_cast<int>(kind);
+    }
     const size_t bytes = static_cast<size_t>(rows) * p.out_w * OutputPixelBytes(out.o, p.out_c);
     std::vector<unsigned char> got(bytes, 0), want(bytes, 0);
     ConvOutput o = out.o;
