@@ -187,12 +187,14 @@ TEST(Batcher, AFullQueueRefusesAndShutdownComputesWhatWaits) {
 
 // The server's deadline is the client's plus the request's transit, and the client cancels when
 // its own passes: a cancellation in the last 50 ms is noticed only at the deadline, so the
-// expiry is reported as one. (Slices counted from the start would poll at 50 and 100 ms here.)
+// expiry is reported as one. (Slices counted from the start would poll at 50 and 100 ms here,
+// after the cancellation at 98; deadline-aligned ones at 4, 54 and 104, which leaves a loaded
+// machine 44 ms to wake the second poll.)
 TEST(Job, ACancellationJustBeforeTheDeadlineIsNoticedAtTheDeadline) {
   auto job = MakeJob(1, 1);
   const Clock::time_point start = Clock::now();
-  const Clock::time_point deadline = start + milliseconds(112);
-  const Clock::time_point cancel = deadline - milliseconds(25);
+  const Clock::time_point deadline = start + milliseconds(104);
+  const Clock::time_point cancel = deadline - milliseconds(6);
   EXPECT_FALSE(job->Wait(deadline, [&] { return Clock::now() >= cancel; }));
   EXPECT_GE(Clock::now(), deadline);
   // A cancellation earlier than a slice before the deadline is noticed before it.
