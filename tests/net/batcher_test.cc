@@ -74,8 +74,10 @@ TEST_P(BatcherBackends, EveryRequestGetsItsOwnRowsWhateverTheBatch) {
   // Sizes below, at and above max_batch (computed in chunks), from several threads at once.
   const std::vector<int> counts = {1, 3, 2, 4, 7, 1, 1, 5, 2, 9};
   std::vector<std::shared_ptr<Job>> jobs;
+  jobs.reserve(counts.size());
   for (size_t i = 0; i < counts.size(); ++i) jobs.push_back(MakeJob(counts[i], 100 + i));
   std::vector<std::thread> threads;
+  threads.reserve(jobs.size());
   for (const auto& job : jobs) {
     threads.emplace_back([&, job] {
       ASSERT_TRUE((*b)->Submit(job).ok());
