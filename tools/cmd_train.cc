@@ -21,7 +21,7 @@ struct TrainArgs {
   std::string recipe, out, resume, checkpoint;
   std::string refit, router_data = "validation", router_label;
   int epochs = -1, threads = 0, stop_after = 0;
-  int64_t limit = 0;
+  int64_t limit = 0, router_seed = -1;
   int check_samples = 64;
 };
 
@@ -37,6 +37,7 @@ int RunRefit(const TrainArgs& a) {
   o.data = a.router_data;
   o.label = a.router_label;
   o.epochs = a.epochs;
+  o.seed = a.router_seed;
   o.threads = a.threads;
   o.log = [](const std::string& line) { std::cerr << line << std::endl; };
   auto report = RefitRouter(o);
@@ -98,6 +99,11 @@ void AddTrainCommand(CLI::App* cmd, int& exit_code) {
   cmd->add_option("--router-label", a->router_label,
                   "With --refit-router: the router's label, proxy or gain (default: the recipe's)")
       ->check(CLI::IsMember({"proxy", "gain"}))
+      ->needs(refit);
+  cmd->add_option("--router-seed", a->router_seed,
+                  "With --refit-router: seed of the router's initial weights and batch order "
+                  "(default: the recipe's seed)")
+      ->check(CLI::NonNegativeNumber)
       ->needs(refit);
   CLI::Option* out = cmd->add_option(
       "--out", a->out,

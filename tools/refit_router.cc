@@ -108,7 +108,8 @@ Result<RefitReport> RefitRouter(const RefitOptions& o) {
   if (n == 0 || d.feature_count == 0) return Error("{}: no samples to fit the router on", o.model);
 
   train::UseThreads(o.threads);
-  torch::manual_seed(recipe.seed);
+  const uint64_t seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : recipe.seed;
+  torch::manual_seed(seed);
   const torch::Tensor features =
       torch::from_blob(d.features.data(), {n, d.feature_count}, torch::kFloat32).clone();
   const torch::Tensor edge_right = torch::from_blob(d.edge_right.data(), {n}, torch::kFloat32);
@@ -125,18 +126,18 @@ Result<RefitReport> RefitRouter(const RefitOptions& o) {
                     n, o.data, spec.label, 100 * report.gains, 100 * report.losses));
   }
   train::Router router(d.feature_count, spec.hidden);
-  train::FitRouter(router, features, target, spec, recipe.batch, recipe.seed + 1009,
-                   [&](int epoch, double loss) {
-                     if (o.log) {
-                       o.log(fmt::format("router epoch {}/{}  loss {:.4f}", epoch + 1,
-                                         spec.router_epochs, loss));
-                     }
-                   });
+  train::FitRouter(
+      router, features, target, spec, recipe.batch, seed + 1009, [&](int epoch, double loss) {
+        if (o.log) {
+          o.log(
+              fmt::format("router epoch {}/{}  loss {:.4f}", epoch + 1, spec.router_epochs, loss));
+        }
+      });
 
   graph::Graph out = g;
   HYBRID_RETURN_IF_ERROR(ReplaceRouter(out, router, d.feature_count).WithContext(o.model));
-  out.metadata["router.fit"] = fmt::format("refit on {} {} samples, label {}, {} epochs", n, o.data,
-                                           spec.label, spec.router_epochs);
+  out.metadata["router.fit"] = fmt::format("refit on {} {} samples, label {}, {} epochs, seed {}",
+                                           n, o.data, spec.label, spec.router_epochs, seed);
   // The file as it will be written scores every sample as the trained router does; only then is
   // it written.
   HYBRID_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, graph::SerializeModel(out));

@@ -19,6 +19,7 @@ struct RefitOptions {
   std::string data = "validation";
   std::string label;  // "proxy" or "gain"; empty: the recipe's
   int epochs = -1;    // >= 0: instead of the recipe's router_epochs
+  int64_t seed = -1;  // >= 0: instead of the recipe's seed, for the router's weights and batches
   int threads = 0;    // 0: every core
   std::function<void(const std::string&)> log;
 };

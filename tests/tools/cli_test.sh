@@ -135,6 +135,7 @@ EOF
   expect_error "--out (with --refit-router) is required" "$hybrid" train --refit-router "$tmp/tiny.hybrid"
   expect_error "excludes" "$hybrid" train "$tmp/tiny.json" --refit-router "$tmp/tiny.hybrid" --out "$tmp/x.hybrid"
   expect_error "no learned router" "$hybrid" train --refit-router "$tmp/tiny.hybrid" --out "$tmp/x.hybrid"
+  expect_error "--router-seed requires --refit-router" "$hybrid" train "$tmp/tiny.json" --router-seed 3
   if [ -e "$tmp/x.hybrid" ]; then fail "a failed refit wrote its output"; else pass; fi
 fi
 

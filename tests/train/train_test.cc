@@ -2,12 +2,15 @@
 // loss for both shapes, the written model computes what the trainer computes (on the engine's ref
 // and native backends), a resumed run continues exactly where the checkpoint left it, and a
 // shape-B model's router refits on held-out samples leaving the rest of the file as it was.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "engine/executor.h"
 #include "graph/model_file.h"
@@ -279,6 +282,32 @@ TEST(Train, RefittingTheRouterReplacesOnlyTheRoutersWeights) {
   EXPECT_EQ(changed, 4);  // router.fc0.w, .b, router.fc1.w, .b
   EXPECT_NE(after->metadata.at("router.fit").find("500 validation samples"), std::string::npos);
 
+  // The recipe's seed is the default; another seed gives another router, recorded in the file.
+  const auto router_bytes = [](const graph::Graph& g) {
+    std::vector<uint8_t> bytes;
+    for (const graph::Tensor& t : g.tensors) {
+      if (!t.is_constant() || t.name.rfind("router.", 0) != 0) continue;
+      const auto* data = static_cast<const uint8_t*>(t.data);
+      bytes.insert(bytes.end(), data, data + t.bytes);
+    }
+    return bytes;
+  };
+  const std::string reseeded = TempPath("tiny_b_reseeded.hybrid");
+  o.out = reseeded;
+  const auto recipe_seed = static_cast<int64_t>(recipe.seed);
+  for (const int64_t seed : {recipe_seed, recipe_seed + 1}) {
+    o.seed = seed;
+    auto again = tools::RefitRouter(o);
+    ASSERT_TRUE(again.ok()) << again.message();
+    auto file = graph::LoadModelFile(reseeded);
+    ASSERT_TRUE(file.ok()) << file.message();
+    EXPECT_EQ(router_bytes(*file) == router_bytes(*after), seed == recipe_seed) << seed;
+    EXPECT_NE(file->metadata.at("router.fit").find(fmt::format("seed {}", seed)), std::string::npos)
+        << file->metadata.at("router.fit");
+  }
+  o.seed = -1;
+  o.out = refit;
+
   // The engine runs both files alike but for the learned router's scores.
   tools::EvalOptions eo;
   eo.threads = 1;
@@ -308,7 +337,7 @@ TEST(Train, RefittingTheRouterReplacesOnlyTheRoutersWeights) {
   auto bad = tools::RefitRouter(o);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.message().find("unknown router data"), std::string::npos) << bad.message();
-  for (const std::string& p : {path, refit, path_a}) std::filesystem::remove(p);
+  for (const std::string& p : {path, refit, reseeded, path_a}) std::filesystem::remove(p);
 }
 
 }  // namespace
