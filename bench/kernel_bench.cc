@@ -388,14 +388,14 @@ void BM_BinaryCeiling(benchmark::State& state) {
   const int taps = p.kernel_h * p.kernel_w;
   const int pixels = p.out_h * p.out_w;
   std::mt19937_64 rng(1);
-  AlignedVector<uint64_t> in(static_cast<size_t>(p.in_h) * p.in_w * 8);
+  AlignedVector<uint64_t> in(static_cast<size_t>(p.in_h) * p.in_w * kernels::PackedWords(p.in_c));
   AlignedVector<uint64_t> packed(kernels::BinaryConvPackedWeightsWords(p));
   for (auto& v : in) v = rng();
   for (auto& v : packed) v = rng();
   std::vector<int32_t> sums(static_cast<size_t>(p.out_c) * taps), threshold(p.out_c, 0);
   std::vector<int64_t> offsets(static_cast<size_t>(pixels) * taps);
   kernels::BinaryConvIndirection(p, offsets.data());
-  AlignedVector<uint64_t> out(static_cast<size_t>(pixels) * ((p.out_c + 63) / 64));
+  AlignedVector<uint64_t> out(static_cast<size_t>(pixels) * kernels::PackedWords(p.out_c));
   kernels::ConvOutput o;
   o.kind = kernels::OutputKind::kBits;
   o.threshold = threshold.data();
