@@ -389,9 +389,10 @@ void BM_BinaryCeiling(benchmark::State& state) {
   const int pixels = p.out_h * p.out_w;
   std::mt19937_64 rng(1);
   AlignedVector<uint64_t> in(static_cast<size_t>(p.in_h) * p.in_w * kernels::PackedWords(p.in_c));
+  const auto w = Random(static_cast<size_t>(p.out_c) * taps * p.in_c, 2);
   AlignedVector<uint64_t> packed(kernels::BinaryConvPackedWeightsWords(p));
+  kernels::PackBinaryConvWeights(p, w.data(), packed.data());
   for (auto& v : in) v = rng();
-  for (auto& v : packed) v = rng();
   std::vector<int32_t> sums(static_cast<size_t>(p.out_c) * taps), threshold(p.out_c, 0);
   std::vector<int64_t> offsets(static_cast<size_t>(pixels) * taps);
   kernels::BinaryConvIndirection(p, offsets.data());

@@ -37,11 +37,17 @@ bool BinaryConvSupported(const Conv2dParams& p);
 // Output channels per block of packed weights: every target's microkernel reads blocks of 16.
 inline constexpr int kBinaryOcBlock = 16;
 
-// Size in words of a binary convolution's packed weights.
+// True when the current dispatch target's binary convolution reads its weights as nibbles (AVX2):
+// each word w stored as w & 0x0F0F... and (w >> 4) & 0x0F0F..., so that XORed with the input's
+// nibbles they index the popcount table directly. Pack after ForceTarget, never across it.
+bool BinaryWeightsAsNibbles();
+
+// Size in words of a binary convolution's packed weights (twice as many as nibbles).
 size_t BinaryConvPackedWeightsWords(const Conv2dParams& p);
 
 // Packs float weights [out_c][kh][kw][in_c/groups] by sign into blocks
-// [group][oc block][kh][kw][word][16 output channels]; channels past out_c are zero.
+// [group][oc block][kh][kw][word][16 output channels], or as nibbles
+// [group][oc block][kh][kw][word][low, high nibbles][16]; channels past out_c are zero.
 void PackBinaryConvWeights(const Conv2dParams& p, const float* weights, uint64_t* packed);
 
 // Per output channel and tap, the signed sum of that tap's weight signs (in_c/groups - 2 * the

@@ -32,11 +32,22 @@ void BitpackF32Ref(int64_t pixels, int channels, int groups, const float* below,
   }
 }
 
-size_t BinaryConvPackedWeightsWords(const Conv2dParams& p) {
+namespace {
+
+// Words of one plane of packed weights: [group][oc block][kh][kw][word][16 output channels].
+size_t WeightPlaneWords(const Conv2dParams& p) {
   const int out_cg = p.out_c / p.groups;
   const size_t blocks = static_cast<size_t>((out_cg + kBinaryOcBlock - 1) / kBinaryOcBlock);
   return static_cast<size_t>(p.groups) * blocks * p.kernel_h * p.kernel_w *
          PackedWords(p.in_c / p.groups) * kBinaryOcBlock;
+}
+
+constexpr uint64_t kLowNibbles = 0x0F0F0F0F0F0F0F0FULL;
+
+}  // namespace
+
+size_t BinaryConvPackedWeightsWords(const Conv2dParams& p) {
+  return (BinaryWeightsAsNibbles() ? 2 : 1) * WeightPlaneWords(p);
 }
 
 void PackBinaryConvWeights(const Conv2dParams& p, const float* weights, uint64_t* packed) {
@@ -45,18 +56,32 @@ void PackBinaryConvWeights(const Conv2dParams& p, const float* weights, uint64_t
   const int words = PackedWords(cg);
   const int taps = p.kernel_h * p.kernel_w;
   const int blocks = (out_cg + kBinaryOcBlock - 1) / kBinaryOcBlock;
-  std::memset(packed, 0, BinaryConvPackedWeightsWords(p) * sizeof(uint64_t));
+  const bool nibbles = BinaryWeightsAsNibbles();
+  std::vector<uint64_t> plain_storage;
+  if (nibbles) plain_storage.resize(WeightPlaneWords(p));
+  uint64_t* plain = nibbles ? plain_storage.data() : packed;
+  std::memset(plain, 0, WeightPlaneWords(p) * sizeof(uint64_t));
   for (int oc = 0; oc < p.out_c; ++oc) {
     const int g = oc / out_cg, local = oc % out_cg;
     const int blk = local / kBinaryOcBlock, lane = local % kBinaryOcBlock;
     uint64_t* block =
-        packed + (static_cast<int64_t>(g) * blocks + blk) * taps * words * kBinaryOcBlock;
+        plain + (static_cast<int64_t>(g) * blocks + blk) * taps * words * kBinaryOcBlock;
     for (int t = 0; t < taps; ++t) {
       const float* w = weights + (static_cast<int64_t>(oc) * taps + t) * cg;
       for (int c = 0; c < cg; ++c) {
         if (w[c] < 0.f)
           block[(t * words + c / 64) * kBinaryOcBlock + lane] |= uint64_t{1} << (c % 64);
       }
+    }
+  }
+  if (!nibbles) return;
+  // Each row of 16 words becomes its low nibbles' row, then its high nibbles' row.
+  const size_t rows = WeightPlaneWords(p) / kBinaryOcBlock;
+  for (size_t r = 0; r < rows; ++r) {
+    for (int lane = 0; lane < kBinaryOcBlock; ++lane) {
+      const uint64_t w = plain[r * kBinaryOcBlock + lane];
+      packed[(2 * r) * kBinaryOcBlock + lane] = w & kLowNibbles;
+      packed[(2 * r + 1) * kBinaryOcBlock + lane] = (w >> 4) & kLowNibbles;
     }
   }
 }
@@ -148,9 +173,7 @@ void Bit2PadPixel(const Conv2dParams& p, const ActivationQuant& q, uint64_t* pad
   QuantizeBitplanes2Ref(1, p.in_c, p.groups, q, pixel.data(), pad);
 }
 
-size_t Bit2ConvPackedWeightsWords(const Conv2dParams& p) {
-  return 2 * BinaryConvPackedWeightsWords(p);
-}
+size_t Bit2ConvPackedWeightsWords(const Conv2dParams& p) { return 2 * WeightPlaneWords(p); }
 
 void PackBit2ConvWeights(const Conv2dParams& p, const int8_t* weights, uint64_t* packed) {
   const int cg = p.in_c / p.groups;

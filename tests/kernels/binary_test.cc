@@ -41,6 +41,57 @@ class PerTarget : public ::testing::TestWithParam<Target> {
 
 TEST_P(PerTarget, DispatchUsesTheForcedTarget) { EXPECT_EQ(CurrentTarget(), GetParam().name); }
 
+// The packed weights hold each weight's sign where the layout of binary.h puts it: plain words, or
+// on AVX2 (and only there) their low and high nibbles in two rows of 16.
+TEST_P(PerTarget, PacksBinaryWeightsInTheTargetsLayout) {
+  EXPECT_EQ(BinaryWeightsAsNibbles(), GetParam().name == "avx2");
+  std::mt19937 rng(3);
+  Conv2dParams p;
+  p.in_c = 130;  // 3 words, the last partial
+  p.out_c = 2 * 19;
+  p.groups = 2;
+  p.kernel_h = 1;
+  p.kernel_w = 2;
+  const int cg = p.in_c / p.groups, out_cg = p.out_c / p.groups, taps = 2;
+  const int words = PackedWords(cg), blocks = (out_cg + kBinaryOcBlock - 1) / kBinaryOcBlock;
+  const auto w = Random(static_cast<size_t>(p.out_c) * taps * cg, rng);
+  const bool nibbles = BinaryWeightsAsNibbles();
+  const int planes = nibbles ? 2 : 1;
+  std::vector<uint64_t> packed(BinaryConvPackedWeightsWords(p));
+  ASSERT_EQ(packed.size(),
+            static_cast<size_t>(planes * p.groups * blocks * taps * words * kBinaryOcBlock));
+  PackBinaryConvWeights(p, w.data(), packed.data());
+  int set = 0;
+  for (int g = 0; g < p.groups; ++g) {
+    for (int local = 0; local < blocks * kBinaryOcBlock; ++local) {
+      const int blk = local / kBinaryOcBlock, lane = local % kBinaryOcBlock;
+      const uint64_t* block = packed.data() + static_cast<size_t>(g * blocks + blk) * taps * words *
+                                                  planes * kBinaryOcBlock;
+      for (int t = 0; t < taps; ++t) {
+        for (int c = 0; c < words * 64; ++c) {
+          const int bit = c % 64;
+          const int plane = nibbles ? bit % 8 / 4 : 0;
+          const int pos = nibbles ? bit / 8 * 8 + bit % 4 : bit;
+          const uint64_t word =
+              block[((t * words + c / 64) * planes + plane) * kBinaryOcBlock + lane];
+          const bool negative =
+              local < out_cg && c < cg && w[((g * out_cg + local) * taps + t) * cg + c] < 0.f;
+          ASSERT_EQ((word >> pos) & 1, negative ? 1u : 0u)
+              << "group " << g << " channel " << local << " tap " << t << " input " << c;
+          set += negative;
+        }
+        if (nibbles) {  // the high nibble of every byte of both rows is zero
+          for (int wd = 0; wd < 2 * words; ++wd) {
+            EXPECT_EQ(block[(t * words * 2 + wd) * kBinaryOcBlock + lane] & 0xF0F0F0F0F0F0F0F0ULL,
+                      0u);
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(set, 1000);
+}
+
 TEST_P(PerTarget, BitpackMatchesRef) {
   std::mt19937 rng(1);
   const float inf = std::numeric_limits<float>::infinity();
