@@ -97,8 +97,9 @@ void AddTrainCommand(CLI::App* cmd, int& exit_code) {
       ->check(CLI::IsMember({"validation", "train", "both"}))
       ->needs(refit);
   cmd->add_option("--router-label", a->router_label,
-                  "With --refit-router: the router's label, proxy or gain (default: the recipe's)")
-      ->check(CLI::IsMember({"proxy", "gain"}))
+                  "With --refit-router: the router's label, proxy, gain, soft-proxy or "
+                  "soft-gain (default: the recipe's)")
+      ->check(CLI::IsMember(train::RouterLabels()))
       ->needs(refit);
   cmd->add_option("--router-seed", a->router_seed,
                   "With --refit-router: seed of the router's initial weights and batch order "

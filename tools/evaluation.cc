@@ -89,7 +89,12 @@ Status RunSplit(const ModelEval& m, const data::Dataset& ds, const std::vector<i
                 : argmax(row);
         out->cloud_label.push_back(c);
         out->cloud_right.push_back(c == label);
+        if (o.router_features) {
+          out->cloud_p_true.push_back(reply.answered ? cloud_probs[i * classes + label]
+                                                     : row[label]);
+        }
       }
+      if (o.router_features) out->edge_p_true.push_back(row[label]);
       const auto z = engine::LogitsRow(logits, probs, classes, static_cast<int>(i), &scratch);
       out->scores["maxprob"].push_back(router::MaxProbScore(z));
       out->scores["entropy"].push_back(router::EntropyScore(z));
@@ -115,7 +120,10 @@ Status RunSplit(const ModelEval& m, const data::Dataset& ds, const std::vector<i
       reported = done;
     }
   }
-  if (cloud == nullptr) out->cloud_right = out->edge_right;
+  if (cloud == nullptr) {
+    out->cloud_right = out->edge_right;
+    out->cloud_p_true = out->edge_p_true;
+  }
   return Status::Ok();
 }
 

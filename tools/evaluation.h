@@ -51,6 +51,8 @@ struct SplitResults {
   // `router_feature_count` values.
   std::vector<float> router_features;
   int router_feature_count = 0;
+  // With EvalOptions::router_features, the edge's and the cloud's probability of the right class.
+  std::vector<float> edge_p_true, cloud_p_true;
   router::Outcomes For(const std::string& router) const;
 };
 

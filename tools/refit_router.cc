@@ -1,6 +1,7 @@
 #include "tools/refit_router.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@ namespace {
 struct FitData {
   std::vector<float> features;
   std::vector<float> edge_right, cloud_right;
+  std::vector<float> edge_p, cloud_p;
   int feature_count = 0;
 };
 
@@ -32,6 +34,8 @@ void Append(const SplitResults& s, FitData* d) {
   d->features.insert(d->features.end(), s.router_features.begin(), s.router_features.end());
   d->edge_right.insert(d->edge_right.end(), s.edge_right.begin(), s.edge_right.end());
   d->cloud_right.insert(d->cloud_right.end(), s.cloud_right.begin(), s.cloud_right.end());
+  d->edge_p.insert(d->edge_p.end(), s.edge_p_true.begin(), s.edge_p_true.end());
+  d->cloud_p.insert(d->cloud_p.end(), s.cloud_p_true.begin(), s.cloud_p_true.end());
 }
 
 // Replaces the constants of `g`'s router with those of `router`, exported as the trainer exports
@@ -69,8 +73,9 @@ Result<RefitReport> RefitRouter(const RefitOptions& o) {
   if (o.data != "validation" && o.data != "train" && o.data != "both") {
     return Error("unknown router data '{}' (expected validation, train or both)", o.data);
   }
-  if (!o.label.empty() && o.label != "proxy" && o.label != "gain") {
-    return Error("unknown router label '{}' (expected proxy or gain)", o.label);
+  if (!o.label.empty() && !train::IsRouterLabel(o.label)) {
+    return Error("unknown router label '{}' (expected one of {})", o.label,
+                 fmt::join(train::RouterLabels(), ", "));
   }
   // What the refit needs from the file, checked before the partitions run.
   HYBRID_ASSIGN_OR_RETURN(graph::Graph file, graph::LoadModelFile(o.model));
@@ -114,7 +119,10 @@ Result<RefitReport> RefitRouter(const RefitOptions& o) {
       torch::from_blob(d.features.data(), {n, d.feature_count}, torch::kFloat32).clone();
   const torch::Tensor edge_right = torch::from_blob(d.edge_right.data(), {n}, torch::kFloat32);
   const torch::Tensor cloud_right = torch::from_blob(d.cloud_right.data(), {n}, torch::kFloat32);
-  const torch::Tensor target = train::RouterTarget(spec.label, edge_right, cloud_right).clone();
+  const torch::Tensor edge_p = torch::from_blob(d.edge_p.data(), {n}, torch::kFloat32);
+  const torch::Tensor cloud_p = torch::from_blob(d.cloud_p.data(), {n}, torch::kFloat32);
+  const torch::Tensor target =
+      train::RouterTarget(spec.label, edge_right, cloud_right, edge_p, cloud_p).clone();
   RefitReport report;
   report.samples = n;
   report.gains = ((1 - edge_right) * cloud_right).mean().item<double>();

@@ -17,7 +17,7 @@ struct RefitOptions {
   // Samples the router learns from: "validation" (the held-out split the models never saw),
   // "train" (the samples they were trained on, as the trainer's own router rounds) or "both".
   std::string data = "validation";
-  std::string label;  // "proxy" or "gain"; empty: the recipe's
+  std::string label;  // one of train::RouterLabels(); empty: the recipe's
   int epochs = -1;    // >= 0: instead of the recipe's router_epochs
   int64_t seed = -1;  // >= 0: instead of the recipe's seed, for the router's weights and batches
   int threads = 0;    // 0: every core

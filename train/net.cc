@@ -215,8 +215,15 @@ int RouterFeatureCount(int classes, int pooled) {
 }
 
 torch::Tensor RouterTarget(const std::string& label, const torch::Tensor& edge_right,
-                           const torch::Tensor& cloud_right) {
+                           const torch::Tensor& cloud_right, const torch::Tensor& edge_p,
+                           const torch::Tensor& cloud_p) {
   if (label == "gain") return (1 + cloud_right - edge_right) / 2;
+  if (label == "soft-gain" || label == "soft-proxy") {
+    TORCH_CHECK(edge_p.defined() && cloud_p.defined(), "router label ", label,
+                " needs the edge's and the cloud's probabilities of the right class");
+  }
+  if (label == "soft-gain") return (1 + cloud_p - edge_p) / 2;
+  if (label == "soft-proxy") return (1 - edge_p) * cloud_p;
   return (1 - edge_right) * cloud_right;
 }
 

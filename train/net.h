@@ -107,8 +107,12 @@ int RouterFeatureCount(int classes, int pooled);
 // each, f32): label "proxy" gives [edge wrong and cloud right]; "gain" gives
 // (1 + cloud_right - edge_right) / 2, which ranks "edge right, cloud wrong" below the ties, so the
 // optimum of its binary cross-entropy orders inputs as sending them changes the hybrid's accuracy.
+// "soft-proxy" and "soft-gain" read the edge's and the cloud's probabilities of the right class
+// (edge_p, cloud_p; needed only by them) instead: (1 - edge_p) * cloud_p and
+// (1 + cloud_p - edge_p) / 2.
 torch::Tensor RouterTarget(const std::string& label, const torch::Tensor& edge_right,
-                           const torch::Tensor& cloud_right);
+                           const torch::Tensor& cloud_right, const torch::Tensor& edge_p = {},
+                           const torch::Tensor& cloud_p = {});
 
 // A small MLP from the router's features to one logit: the score of sending the input to the
 // cloud (higher: send).

@@ -1,5 +1,8 @@
 #include "train/recipe.h"
 
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -127,6 +130,16 @@ Status ParseNet(const Json& j, const std::string& path, NetSpec* net) {
 }
 
 }  // namespace
+
+const std::vector<std::string>& RouterLabels() {
+  static const std::vector<std::string> labels = {"proxy", "gain", "soft-proxy", "soft-gain"};
+  return labels;
+}
+
+bool IsRouterLabel(const std::string& label) {
+  const auto& l = RouterLabels();
+  return std::find(l.begin(), l.end(), label) != l.end();
+}
 
 Result<Recipe> ParseRecipe(const std::string& text, const std::string& where) {
   Json j;
@@ -286,9 +299,9 @@ Result<Recipe> ParseRecipe(const std::string& text, const std::string& where) {
       if (!(rs.target_coverage > 0 && rs.target_coverage < 1)) {
         return Error("{}.router.target_coverage: {} is not in (0, 1)", where, rs.target_coverage);
       }
-      if (rs.label != "proxy" && rs.label != "gain") {
-        return Error("{}.router.label: unknown label '{}' (expected proxy or gain)", where,
-                     rs.label);
+      if (!IsRouterLabel(rs.label)) {
+        return Error("{}.router.label: unknown label '{}' (expected one of {})", where, rs.label,
+                     fmt::join(RouterLabels(), ", "));
       }
       if (rs.rounds < 0 || rs.router_epochs < 0 || rs.model_epochs < 0) {
         return Error("{}.router: rounds and epochs cannot be negative", where);

@@ -50,12 +50,17 @@ struct RouterSpec {
   float coverage_weight = 1.f;  // of the penalty (mean(1 - r) - target)^2 ... see docs/train.md
   // What the router that ships, trained last, learns (the rounds' routers learn "proxy"; see
   // docs/train.md): "proxy", the paper's [edge wrong and cloud right]; "gain",
-  // (1 + [cloud right] - [edge right]) / 2, whose optimum ranks inputs by what sending them gains.
+  // (1 + [cloud right] - [edge right]) / 2, whose optimum ranks inputs by what sending them gains;
+  // "soft-proxy" and "soft-gain", the same with the models' probabilities of the right class.
   std::string label = "proxy";
   int rounds = 2;  // alternations of router, edge and cloud training
   int router_epochs = 3;
   int model_epochs = 2;  // of edge and cloud re-weighted training per round
 };
+
+// The labels RouterSpec::label may name, in the order messages list them.
+const std::vector<std::string>& RouterLabels();
+bool IsRouterLabel(const std::string& label);
 
 struct Recipe {
   std::string name;

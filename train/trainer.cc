@@ -246,7 +246,9 @@ RouterData MakeRouterData(const Trained& t, const Samples& s, const std::string&
         RouterFeatures(probs, t.recipe.router.pooled_features ? edge.pooled : torch::Tensor()));
     const torch::Tensor edge_right = (edge.logits.argmax(1) == y).to(torch::kFloat32);
     const torch::Tensor cloud_right = (cloud.logits.argmax(1) == y).to(torch::kFloat32);
-    labels.push_back(RouterTarget(label, edge_right, cloud_right));
+    const torch::Tensor yi = y.unsqueeze(1);
+    labels.push_back(RouterTarget(label, edge_right, cloud_right, probs.gather(1, yi).squeeze(1),
+                                  torch::softmax(cloud.logits, 1).gather(1, yi).squeeze(1)));
     gains += ((1 - edge_right) * cloud_right).sum().item<double>();
     losses += (edge_right * (1 - cloud_right)).sum().item<double>();
   }

@@ -121,6 +121,18 @@ TEST(Router, TargetsRankWhatSendingChanges) {
                            torch::tensor({0.5f, 0.f, 1.f, 0.5f})));
 }
 
+// The soft targets read the models' probabilities of the right class instead of right or wrong.
+TEST(Router, SoftTargetsReadTheProbabilitiesOfTheRightClass) {
+  const torch::Tensor edge_right = torch::tensor({1.f, 0.f, 0.f});
+  const torch::Tensor cloud_right = torch::tensor({1.f, 1.f, 0.f});
+  const torch::Tensor edge_p = torch::tensor({0.75f, 0.25f, 0.5f});
+  const torch::Tensor cloud_p = torch::tensor({1.f, 0.5f, 0.25f});
+  EXPECT_TRUE(torch::allclose(RouterTarget("soft-proxy", edge_right, cloud_right, edge_p, cloud_p),
+                              torch::tensor({0.25f, 0.375f, 0.125f})));
+  EXPECT_TRUE(torch::allclose(RouterTarget("soft-gain", edge_right, cloud_right, edge_p, cloud_p),
+                              torch::tensor({0.625f, 0.625f, 0.375f})));
+}
+
 // Training lowers the loss; the written model gives the trainer's outputs on the ref backend,
 // and the same file read back gives the same answers on the native backend.
 void TrainExportAndCheck(const char* recipe_text, const std::vector<std::string>& outputs) {
@@ -306,6 +318,16 @@ TEST(Train, RefittingTheRouterReplacesOnlyTheRoutersWeights) {
         << file->metadata.at("router.fit");
   }
   o.seed = -1;
+
+  // A soft label fits from the models' probabilities of the right class, recorded in the file.
+  o.label = "soft-proxy";
+  auto soft = tools::RefitRouter(o);
+  ASSERT_TRUE(soft.ok()) << soft.message();
+  auto soft_file = graph::LoadModelFile(reseeded);
+  ASSERT_TRUE(soft_file.ok()) << soft_file.message();
+  EXPECT_NE(router_bytes(*soft_file), router_bytes(*after));
+  EXPECT_NE(soft_file->metadata.at("router.fit").find("label soft-proxy"), std::string::npos);
+  o.label.clear();
   o.out = refit;
 
   // The engine runs both files alike but for the learned router's scores.
@@ -318,6 +340,20 @@ TEST(Train, RefittingTheRouterReplacesOnlyTheRoutersWeights) {
   EXPECT_EQ(eval_before->test.scores.at("entropy"), eval_after->test.scores.at("entropy"));
   EXPECT_EQ(eval_before->test.cloud_right, eval_after->test.cloud_right);
   EXPECT_NE(eval_before->test.scores.at("learned"), eval_after->test.scores.at("learned"));
+  // The probabilities of the right class the soft labels read agree with right and wrong: above
+  // one half, the answer is right.
+  eo.router_features = true;
+  auto with_features = tools::EvaluateModel(path, eo);
+  ASSERT_TRUE(with_features.ok()) << with_features.message();
+  const tools::SplitResults& t = with_features->test;
+  ASSERT_EQ(t.edge_p_true.size(), t.edge_right.size());
+  ASSERT_EQ(t.cloud_p_true.size(), t.cloud_right.size());
+  for (size_t i = 0; i < t.edge_right.size(); ++i) {
+    EXPECT_TRUE(t.edge_p_true[i] >= 0 && t.edge_p_true[i] <= 1) << i;
+    EXPECT_TRUE(t.cloud_p_true[i] >= 0 && t.cloud_p_true[i] <= 1) << i;
+    EXPECT_TRUE(t.edge_p_true[i] <= 0.5f || t.edge_right[i]) << i;
+    EXPECT_TRUE(t.cloud_p_true[i] <= 0.5f || t.cloud_right[i]) << i;
+  }
 
   // A model without a learned router, and unknown choices, are errors that say so.
   Recipe a = Parse(kShapeA);
