@@ -529,7 +529,14 @@ int main(int argc, char** argv) {
           "int8", "onednn_f32", "onednn_int8", "xnnpack_f32"}) {
       const double g = get(impl);
       if (std::isnan(g)) continue;
-      std::printf("%-16s %-12s %10.1f %11.2fx %11.2fx\n", s.name, impl, g, g / f32, g / i8);
+      // A reference the filter left out shows as "-", not as a ratio to nothing.
+      auto ratio = [g](double ref) {
+        char text[32] = "-";
+        if (!std::isnan(ref)) std::snprintf(text, sizeof text, "%.2fx", g / ref);
+        return std::string(text);
+      };
+      std::printf("%-16s %-12s %10.1f %12s %12s\n", s.name, impl, g, ratio(f32).c_str(),
+                  ratio(i8).c_str());
     }
   }
   // The ceiling's median in the same interleaved run, one thread.
